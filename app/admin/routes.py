@@ -1,0 +1,104 @@
+"""Admin JSON API (``/admin/...``): login, users, access keys, usage totals. In OpenAPI at ``/docs``.
+
+Authentication: ``POST /admin/auth/login`` with HTTP Basic returns a bearer token; every other
+route needs ``Authorization: Bearer <token>``. Errors use Anthropic's envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from app.admin.service import Actor, public_key, public_user
+from app.deps import AdminDep, ServicesDep
+from app.errors import AuthenticationFailed
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds")
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class KeyIn(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    fallback_policy: str | None = None
+
+
+def actor(request: Request, username: str) -> Actor:
+    return Actor(username=username, ip=request.client.host if request.client else None)
+
+
+@router.post("/auth/login", response_model=TokenOut)
+async def login(request: Request, services: ServicesDep) -> TokenOut:
+    """HTTP Basic (admin username and password) -> bearer token valid ``expires_in`` seconds."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        username = password = ""
+    if scheme.lower() != "basic" or not username:
+        raise AuthenticationFailed("HTTP Basic credentials required (admin username and password)",
+                                   headers={"www-authenticate": 'Basic realm="claude-code-proxy"'})
+    token = await services.admin_auth.login(username, password, request.client.host if request.client else "")
+    await services.audit.write(actor=username, ip=request.client.host if request.client else None,
+                               action="admin.login", details={"via": "api"})
+    return TokenOut(access_token=token, expires_in=services.admin_auth.token_ttl_s)
+
+
+@router.get("/users")
+async def list_users(services: ServicesDep, _: AdminDep, search: str | None = None,
+                     status: str | None = None, limit: int = 100, skip: int = 0) -> dict[str, Any]:
+    users = await services.users.list(search=search, status=status, limit=min(max(limit, 1), 500), skip=skip)
+    return {"data": [public_user(u) for u in users]}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserIn, request: Request, services: ServicesDep, admin: AdminDep) -> dict[str, Any]:
+    return public_user(await services.admin.create_user(actor(request, admin), body.name, body.email))
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    user = await services.admin.get_user(user_id)
+    keys = await services.access_keys.list_for_user(user_id)
+    return {**public_user(user), "access_keys": [public_key(k) for k in keys]}
+
+
+@router.post("/users/{user_id}/access-keys", status_code=201)
+async def create_key(user_id: str, request: Request, services: ServicesDep, admin: AdminDep,
+                     body: KeyIn | None = None) -> dict[str, Any]:
+    """Returns the plaintext ``key`` this once; only its HMAC is stored."""
+    body = body or KeyIn()
+    issued = await services.admin.create_key(actor(request, admin), user_id, name=body.name,
+                                             fallback_policy=body.fallback_policy)
+    return {**public_key(issued.doc), "key": issued.key}
+
+
+@router.post("/access-keys/{key_id}/rotate", status_code=201)
+async def rotate_key(key_id: str, request: Request, services: ServicesDep, admin: AdminDep) -> dict[str, Any]:
+    issued = await services.admin.rotate_key(actor(request, admin), key_id)
+    return {**public_key(issued.doc), "key": issued.key, "rotated_from": key_id}
+
+
+@router.delete("/access-keys/{key_id}")
+async def revoke_key(key_id: str, request: Request, services: ServicesDep, admin: AdminDep) -> dict[str, Any]:
+    return public_key(await services.admin.revoke_key(actor(request, admin), key_id))
+
+
+@router.get("/usage")
+async def usage_totals(services: ServicesDep, _: AdminDep, user_id: str | None = None,
+                       access_key_id: str | None = None) -> dict[str, Any]:
+    """Totals of requests and the four token counters (tokens) over all recorded events."""
+    return {"totals": await services.usage.totals(user_id=user_id, access_key_id=access_key_id)}

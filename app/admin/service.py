@@ -1,0 +1,134 @@
+"""Admin operations shared by the JSON API and the dashboard: one code path, one audit entry each.
+
+Plaintext access keys exist only in the return value of :meth:`create_key` / :meth:`rotate_key`;
+only their HMAC is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.auth.access import AccessKeyResolver
+from app.auth.keys import display_prefix, generate_access_key, hash_access_key
+from app.errors import InvalidRequest, NotFound
+from app.store.access_keys import AccessKeyDoc, AccessKeyRepository
+from app.store.audit import AuditRepository
+from app.store.users import UserDoc, UserRepository
+
+FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs an admin action, and from where (for the audit log)."""
+
+    username: str
+    ip: str | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly issued key: ``key`` is the plaintext, shown to the admin once."""
+
+    key: str
+    doc: AccessKeyDoc
+
+
+class AdminService:
+    """Users and keys. Raises NotFound (404) for unknown ids, InvalidRequest (400) for bad input."""
+
+    def __init__(self, users: UserRepository, keys: AccessKeyRepository, audit: AuditRepository,
+                 resolver: AccessKeyResolver, secret_key: bytes, *, rotate_grace_s: int = 0) -> None:
+        self.users, self.keys, self.audit = users, keys, audit
+        self._resolver, self._secret = resolver, secret_key
+        self._rotate_grace_s = rotate_grace_s
+
+    async def create_user(self, actor: Actor, name: str, email: str | None) -> UserDoc:
+        name = name.strip()
+        if not name:
+            raise InvalidRequest("name: must not be empty")
+        user = await self.users.create(name, (email or "").strip() or None)
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="user.create",
+                               target_type="user", target_id=user["_id"], details={"name": name})
+        return user
+
+    async def get_user(self, user_id: str) -> UserDoc:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id!r} not found")
+        return user
+
+    async def get_key(self, key_id: str) -> AccessKeyDoc:
+        doc = await self.keys.get(key_id)
+        if doc is None:
+            raise NotFound(f"access key {key_id!r} not found")
+        return doc
+
+    async def create_key(self, actor: Actor, user_id: str, *, name: str | None = None,
+                         fallback_policy: str | None = None) -> IssuedKey:
+        await self.get_user(user_id)
+        _check_policy(fallback_policy)
+        key = generate_access_key()
+        doc = await self.keys.create(user_id=user_id, key_hash=hash_access_key(self._secret, key),
+                                     prefix=display_prefix(key), name=name, fallback_policy=fallback_policy)
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.create", target_type="access_key",
+                               target_id=doc["_id"], details={"user_id": user_id, "prefix": doc["prefix"]})
+        return IssuedKey(key=key, doc=doc)
+
+    async def rotate_key(self, actor: Actor, key_id: str) -> IssuedKey:
+        """Issue a new key with the same owner and settings; the old one stops after the grace period."""
+        old = await self.get_key(key_id)
+        if old.get("status") != "active":
+            raise InvalidRequest(f"access key {key_id!r} is {old.get('status')}; only active keys rotate")
+        key = generate_access_key()
+        doc = await self.keys.create(user_id=old["user_id"], key_hash=hash_access_key(self._secret, key),
+                                     prefix=display_prefix(key), name=old.get("name"),
+                                     fallback_policy=old.get("fallback_policy"))
+        carried = {k: old[k] for k in ("limits", "bedrock_key") if old.get(k)}
+        if carried:
+            doc = await self.keys.update(doc["_id"], carried) or doc
+        await self.keys.expire_after(key_id, self._rotate_grace_s)
+        self._resolver.forget(old["key_hash"])
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.rotate", target_type="access_key",
+                               target_id=key_id, details={"new_key_id": doc["_id"], "prefix": doc["prefix"],
+                                                          "grace_s": self._rotate_grace_s})
+        return IssuedKey(key=key, doc=doc)
+
+    async def revoke_key(self, actor: Actor, key_id: str) -> AccessKeyDoc:
+        doc = await self.keys.revoke(key_id)
+        if doc is None:
+            raise NotFound(f"access key {key_id!r} not found")
+        self._resolver.forget(doc["key_hash"])
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.revoke",
+                               target_type="access_key", target_id=key_id, details={"prefix": doc["prefix"]})
+        return doc
+
+    async def set_key_policy(self, actor: Actor, key_id: str, fallback_policy: str | None) -> AccessKeyDoc:
+        _check_policy(fallback_policy)
+        doc = await self.keys.update(key_id, {"fallback_policy": fallback_policy})
+        if doc is None:
+            raise NotFound(f"access key {key_id!r} not found")
+        self._resolver.forget(doc["key_hash"])
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.policy", target_type="access_key",
+                               target_id=key_id, details={"fallback_policy": fallback_policy})
+        return doc
+
+
+def _check_policy(policy: str | None) -> None:
+    if policy is not None and policy not in FALLBACK_POLICIES:
+        raise InvalidRequest(f"fallback_policy: must be one of {', '.join(FALLBACK_POLICIES)}")
+
+
+def public_key(doc: AccessKeyDoc) -> dict[str, Any]:
+    """An access key as the API shows it: never the hash, never the encrypted Bedrock key."""
+    return {"id": doc["_id"], "user_id": doc["user_id"], "prefix": doc.get("prefix"), "name": doc.get("name"),
+            "status": doc.get("status"), "created_at": doc.get("created_at"),
+            "last_used_at": doc.get("last_used_at"), "expires_at": doc.get("expires_at"),
+            "fallback_policy": doc.get("fallback_policy"), "limits": doc.get("limits") or {},
+            "has_bedrock_key": bool(doc.get("bedrock_key"))}
+
+
+def public_user(doc: UserDoc) -> dict[str, Any]:
+    return {"id": doc["_id"], "name": doc.get("name"), "email": doc.get("email"), "status": doc.get("status"),
+            "created_at": doc.get("created_at"), "limits": doc.get("limits") or {}}

@@ -1,0 +1,54 @@
+"""FastAPI dependencies: typed aliases for what routes need (settings, services, principals)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.access import AccessKeyResolver, Principal
+from app.auth.admin import AdminAuth
+from app.config import Settings
+from app.errors import AuthenticationFailed
+from app.proxy.headers import PROXY_KEY_HEADER
+from app.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.services.settings
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def principal_from_path(access_key: str, request: Request) -> Principal:
+    """Access key from ``/ak/{access_key}/...``."""
+    resolver: AccessKeyResolver = request.app.state.services.resolver
+    return await resolver.resolve(access_key)
+
+
+async def principal_from_header(request: Request) -> Principal:
+    """Access key from the ``x-proxy-key`` header."""
+    resolver: AccessKeyResolver = request.app.state.services.resolver
+    return await resolver.resolve(request.headers.get(PROXY_KEY_HEADER))
+
+
+PathPrincipalDep = Annotated[Principal, Depends(principal_from_path)]
+HeaderPrincipalDep = Annotated[Principal, Depends(principal_from_header)]
+
+
+async def require_admin(request: Request) -> str:
+    """``Authorization: Bearer <admin token>`` -> the admin username; 401 otherwise."""
+    auth: AdminAuth = request.app.state.services.admin_auth
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed("admin bearer token required: POST /admin/auth/login with HTTP Basic")
+    return auth.verify_token(token.strip())
+
+
+AdminDep = Annotated[str, Depends(require_admin)]

@@ -1,0 +1,144 @@
+"""``create_app(settings=None) -> FastAPI``: routes, error handlers, and a lifespan that opens
+(and on shutdown drains and closes) the store, the upstream client and the usage recorder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from app.admin.routes import router as admin_router
+from app.admin.service import AdminService
+from app.auth.access import AccessKeyResolver
+from app.auth.admin import AdminAuth
+from app.bootstrap import embedded_banner, print_banner, resolve_secrets
+from app.config import Settings, get_settings
+from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
+from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.forward import Forwarder
+from app.proxy.responses import error_response
+from app.proxy.routes import router as proxy_router
+from app.services import Services
+from app.store.access_keys import AccessKeyRepository
+from app.store.audit import AuditRepository
+from app.store.mongo import ensure_indexes, open_store
+from app.store.usage import UsageRepository
+from app.store.users import UserRepository
+from app.usage.recorder import UsageRecorder
+
+log = logging.getLogger(__name__)
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open everything one app instance needs. Raises ConfigError for missing secrets."""
+    secrets = resolve_secrets(settings)
+    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+    store = open_store(url, settings.mongodb_database)
+    await ensure_indexes(store.db)
+    users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
+    usage, audit = UsageRepository(store.db), AuditRepository(store.db)
+    resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
+                                 last_used_interval_s=settings.last_used_write_interval_s)
+    admin_auth = AdminAuth(store.db, settings.admin_username, secrets.secret_key,
+                           token_ttl_s=settings.admin_token_ttl_s)
+    await admin_auth.ensure_account(secrets.admin_password)
+    upstream = AnthropicUpstream(settings.anthropic_base_url, connect_timeout_s=settings.connect_timeout_s,
+                                 read_timeout_s=settings.read_timeout_s,
+                                 max_connections=settings.max_upstream_connections)
+    recorder = UsageRecorder(usage.insert_events, batch_size=settings.usage_batch_size,
+                             flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max)
+    services = Services(
+        settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
+        admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
+                           rotate_grace_s=settings.key_rotate_grace_s),
+        resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
+        forwarder=Forwarder(upstream, recorder), secret_key=secrets.secret_key)
+    if store.embedded:
+        log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
+        await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
+    return services
+
+
+async def _seed_demo(services: Services, *, generated_password: str | None) -> None:
+    from app.admin.service import Actor
+
+    system = Actor(username="system", ip=None)
+    user = await services.admin.create_user(system, "demo", "demo@example.com")
+    issued = await services.admin.create_key(system, user["_id"], name="demo")
+    services.demo_access_key = issued.key  # type: ignore[attr-defined]
+    base_url = services.settings.public_base_url or "http://127.0.0.1:8080"
+    print_banner(embedded_banner(base_url=base_url, access_key=issued.key,
+                                 admin_username=services.settings.admin_username,
+                                 admin_password=generated_password))
+
+
+async def close_services(services: Services) -> None:
+    """Graceful shutdown: flush usage, then close clients."""
+    await services.recorder.aclose()
+    await services.upstream.aclose()
+    services.store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app. Tests pass their own ``Settings``; the CLI passes the environment's."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        services.recorder.start()
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    app = FastAPI(title="claude-code-proxy", version="0.1.0", lifespan=lifespan,
+                  description="Anthropic Messages API proxy with Bedrock fallback. Admin API under /admin.")
+    app.include_router(proxy_router)
+    app.include_router(admin_router)
+    _add_ops_routes(app)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_ops_routes(app: FastAPI) -> None:
+    @app.get("/health", include_in_schema=False)
+    async def health() -> Response:
+        """Liveness: the process answers. No store call."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready(request: Request) -> Response:
+        """Readiness: the store answers ``ping``."""
+        ok = await request.app.state.services.store.ping()
+        return JSONResponse({"status": "ok" if ok else "unavailable", "store": ok}, status_code=200 if ok else 503)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProxyError)
+    async def proxy_error(_: Request, exc: ProxyError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        parts = [f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
+                 for err in exc.errors()]
+        return error_response(InvalidRequest("; ".join(parts) or "invalid request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(NotFound("no such route"))
+        return JSONResponse(error_body("invalid_request_error", str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        return error_response(ApiError("internal proxy error"))

@@ -1,0 +1,37 @@
+"""The long-lived objects of one app instance, built in the lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.admin.service import AdminService
+from app.auth.access import AccessKeyResolver
+from app.auth.admin import AdminAuth
+from app.config import Settings
+from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.forward import Forwarder
+from app.store.access_keys import AccessKeyRepository
+from app.store.audit import AuditRepository
+from app.store.mongo import Store
+from app.store.usage import UsageRepository
+from app.store.users import UserRepository
+from app.usage.recorder import UsageRecorder
+
+
+@dataclass
+class Services:
+    """Everything a route may need; one instance per app."""
+
+    settings: Settings
+    store: Store
+    users: UserRepository
+    access_keys: AccessKeyRepository
+    usage: UsageRepository
+    audit: AuditRepository
+    admin: AdminService
+    resolver: AccessKeyResolver
+    admin_auth: AdminAuth
+    upstream: AnthropicUpstream
+    recorder: UsageRecorder
+    forwarder: Forwarder
+    secret_key: bytes
