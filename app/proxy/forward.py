@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import Protocol
 
 import anyio
 import httpx
@@ -30,19 +31,29 @@ from app.usage.recorder import UsageRecorder
 
 log = logging.getLogger("claude_code_proxy.requests")
 
+class Admission(Protocol):
+    """Checked before any upstream call (quotas, rate limits); raises ProxyError (e.g. RateLimited)."""
+
+    async def check(self, preq: ProxyRequest) -> None: ...
+
+
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer finished
 
 
 class Forwarder:
     """Serves proxy requests. One instance per app, created in the lifespan."""
 
-    def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder) -> None:
+    def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder, *,
+                 admission: Admission | None = None) -> None:
         self._upstream = upstream
         self._recorder = recorder
+        self._admission = admission
 
     async def handle(self, preq: ProxyRequest) -> Response:
         """Forward ``preq``; returns the client's response. Raises ProxyError before any byte is sent."""
         try:
+            if self._admission is not None:
+                await self._admission.check(preq)
             require_client_credential(preq.headers)
             return await self._via_anthropic(preq)
         except ProxyError as exc:

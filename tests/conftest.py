@@ -1,0 +1,99 @@
+"""Shared fixtures: a running fake Anthropic upstream and a running proxy in front of it.
+
+The proxy is the real app (``create_app``) on a real loopback socket, on the embedded store;
+users and keys are made through its own admin API, as an admin would.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.main import create_app
+from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
+from tests.support.servers import serve_in_thread
+
+ADMIN_PASSWORD = "test-admin-password-123"
+SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+CLIENT_API_KEY = "sk-ant-api03-client-credential-for-tests"
+
+
+def make_settings(upstream_url: str, **overrides: Any) -> Settings:
+    """Test settings: embedded store, fixed secrets, fast usage flushes."""
+    values: dict[str, Any] = dict(
+        anthropic_base_url=upstream_url, secret_key=SECRET_KEY, admin_password=ADMIN_PASSWORD,
+        usage_flush_interval_s=0.05, cookie_secure=False, read_timeout_s=30.0, connect_timeout_s=5.0)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class RunningProxy:
+    """A proxy on 127.0.0.1: ``url``, its ``app``, an admin ``client`` (bearer set) and one user+key."""
+
+    url: str
+    app: Any
+    admin: httpx.Client
+    user_id: str
+    key_id: str
+    key: str
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    def new_key(self, **body: Any) -> dict[str, Any]:
+        response = self.admin.post(f"/admin/users/{self.user_id}/access-keys", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def usage_totals(self, **params: str) -> dict[str, int]:
+        response = self.admin.get("/admin/usage", params=params)
+        response.raise_for_status()
+        return response.json()["totals"]
+
+    def wait_for_usage(self, predicate: Callable[[dict[str, int]], bool], timeout_s: float = 10.0,
+                       **params: str) -> dict[str, int]:
+        """Poll the admin usage API until ``predicate(totals)``; returns the last totals."""
+        deadline = time.monotonic() + timeout_s
+        totals = self.usage_totals(**params)
+        while not predicate(totals) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            totals = self.usage_totals(**params)
+        return totals
+
+
+def admin_client(url: str) -> httpx.Client:
+    basic = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    token = httpx.post(f"{url}/admin/auth/login", headers={"authorization": f"Basic {basic}"}).json()
+    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token['access_token']}"}, timeout=30)
+
+
+def start_proxy(settings: Settings) -> Iterator[RunningProxy]:
+    app = create_app(settings)
+    with serve_in_thread(app) as url:
+        admin = admin_client(url)
+        user = admin.post("/admin/users", json={"name": "Ada", "email": "ada@example.com"}).json()
+        key = admin.post(f"/admin/users/{user['id']}/access-keys", json={"name": "laptop"}).json()
+        try:
+            yield RunningProxy(url=url, app=app, admin=admin, user_id=user["id"], key_id=key["id"], key=key["key"])
+        finally:
+            admin.close()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with running_fake_anthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def proxy(fake_anthropic: FakeAnthropic) -> Iterator[RunningProxy]:
+    yield from start_proxy(make_settings(fake_anthropic.url))

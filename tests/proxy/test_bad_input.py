@@ -1,0 +1,85 @@
+"""Bad input gets Anthropic's error envelope with the right status, and reaches no upstream."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
+from tests.fakes.anthropic_server import FakeAnthropic
+
+MODEL = "claude-haiku-4-5"
+
+
+def post(proxy_url: str, *, key: str | None, body: bytes | None = None, api_key: str | None = CLIENT_API_KEY,
+         path: str = "/v1/messages") -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["x-proxy-key"] = key
+    if api_key is not None:
+        headers["x-api-key"] = api_key
+    content = body if body is not None else b'{"model":"%s","max_tokens":8,"messages":[]}' % MODEL.encode()
+    return httpx.post(proxy_url + path, content=content, headers=headers)
+
+
+def assert_envelope(response: httpx.Response, status: int, error_type: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == error_type
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize("key", [None, "", "garbage", "sk-ccp-" + "A" * 43, "sk-ccp-short"])
+def test_unknown_or_malformed_key_is_401_with_identical_answer(proxy: RunningProxy, fake_anthropic: FakeAnthropic,
+                                                             key: str | None) -> None:
+    response = post(proxy.url, key=key)
+    assert assert_envelope(response, 401, "authentication_error") == "invalid proxy access key"
+    assert fake_anthropic.messages_requests() == []
+
+
+def test_unknown_key_in_path_is_401(proxy: RunningProxy) -> None:
+    response = post(proxy.url, key=None, path="/ak/sk-ccp-" + "B" * 43 + "/v1/messages")
+    assert_envelope(response, 401, "authentication_error")
+
+
+def test_missing_client_credential_says_what_to_set(proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+    message = assert_envelope(post(proxy.url, key=proxy.key, api_key=None), 401, "authentication_error")
+    assert "ANTHROPIC_API_KEY" in message and "ANTHROPIC_AUTH_TOKEN" in message
+    assert fake_anthropic.messages_requests() == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b"", b'{"model": 5}', b"\xff\xfe"])
+def test_body_not_a_json_object_is_400(proxy: RunningProxy, body: bytes) -> None:
+    assert_envelope(post(proxy.url, key=proxy.key, body=body), 400, "invalid_request_error")
+
+
+def test_body_over_limit_is_413(fake_anthropic: FakeAnthropic) -> None:
+    for running in start_proxy(make_settings(fake_anthropic.url, max_request_body_bytes=1000)):
+        big = b'{"model":"m","messages":[{"role":"user","content":"' + b"x" * 2000 + b'"}]}'
+        assert_envelope(post(running.url, key=running.key, body=big), 413, "request_too_large")
+        # Also when the client streams the body without a content-length.
+        response = httpx.post(running.url + "/v1/messages", content=iter([big[:600], big[600:]]),
+                              headers={"x-proxy-key": running.key, "x-api-key": CLIENT_API_KEY})
+        assert_envelope(response, 413, "request_too_large")
+    assert fake_anthropic.messages_requests() == []
+
+
+def test_revoke_and_rotate_take_effect(proxy: RunningProxy) -> None:
+    assert post(proxy.url, key=proxy.key).status_code == 200
+    rotated = proxy.admin.post(f"/admin/access-keys/{proxy.key_id}/rotate")
+    assert rotated.status_code == 201
+    new = rotated.json()
+    assert new["key"] != proxy.key and new["key"].startswith("sk-ccp-")
+    assert_envelope(post(proxy.url, key=proxy.key), 401, "authentication_error")  # grace period 0
+    assert post(proxy.url, key=new["key"]).status_code == 200
+    assert proxy.admin.delete(f"/admin/access-keys/{new['id']}").json()["status"] == "revoked"
+    assert_envelope(post(proxy.url, key=new["key"]), 401, "authentication_error")
+
+
+def test_unknown_route_and_admin_without_token(proxy: RunningProxy) -> None:
+    assert_envelope(httpx.get(proxy.url + "/nope"), 404, "not_found_error")
+    assert_envelope(httpx.get(proxy.url + "/admin/users"), 401, "authentication_error")
+    assert_envelope(httpx.get(proxy.url + "/admin/users", headers={"authorization": "Bearer forged"}),
+                    401, "authentication_error")
+    assert_envelope(proxy.admin.post("/admin/users", json={"email": "x"}), 400, "invalid_request_error")
+    assert_envelope(proxy.admin.get("/admin/users/usr_missing"), 404, "not_found_error")
