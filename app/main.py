@@ -20,12 +20,15 @@ from app.bootstrap import embedded_banner, print_banner, resolve_secrets
 from app.config import Settings, get_settings
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
 from app.proxy.anthropic import AnthropicUpstream
-from app.proxy.forward import Forwarder
+from app.proxy.cooldowns import CooldownTracker
+from app.proxy.forward import FallbackOptions, Forwarder
 from app.proxy.responses import error_response
 from app.proxy.routes import router as proxy_router
 from app.services import Services
 from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
+from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
+from app.store.cooldowns import CooldownRepository
 from app.store.mongo import ensure_indexes, open_store
 from app.store.usage import UsageRepository
 from app.store.users import UserRepository
@@ -39,7 +42,7 @@ async def build_services(settings: Settings) -> Services:
     secrets = resolve_secrets(settings)
     url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
     store = open_store(url, settings.mongodb_database)
-    await ensure_indexes(store.db)
+    await ensure_indexes(store.db, COOLDOWN_INDEXES)
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
     usage, audit = UsageRepository(store.db), AuditRepository(store.db)
     resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
@@ -57,11 +60,24 @@ async def build_services(settings: Settings) -> Services:
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
                            rotate_grace_s=settings.key_rotate_grace_s),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder), secret_key=secrets.secret_key)
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key,
+                            cooldowns=CooldownTracker(CooldownRepository(store.db),
+                                                      cache_ttl_s=settings.cooldown_cache_ttl_s,
+                                                      failure_threshold=settings.circuit_failure_threshold,
+                                                      window_s=settings.circuit_window_s,
+                                                      open_s=settings.circuit_open_s),
+                            options=fallback_options(settings)),
+        secret_key=secrets.secret_key)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
         await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
     return services
+
+
+def fallback_options(settings: Settings) -> FallbackOptions:
+    return FallbackOptions(default_policy=settings.default_fallback_policy, force_fallback=settings.force_fallback,
+                           fallback_on_auth_errors=settings.fallback_on_auth_errors,
+                           cooldown_default_s=settings.cooldown_default_s, cooldown_max_s=settings.cooldown_max_s)
 
 
 async def _seed_demo(services: Services, *, generated_password: str | None) -> None:

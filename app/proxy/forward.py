@@ -1,27 +1,40 @@
-"""Forwarding a Messages API call: Anthropic first; the answer relayed byte for byte; usage recorded.
+"""Forwarding a Messages API call: Anthropic first, Bedrock when Anthropic cannot serve it.
 
 Flow for one request (``Forwarder.handle``):
-1. send the exact body bytes to Anthropic with the client's own credential;
-2. a JSON answer is read whole and returned with the upstream status and headers;
-3. an SSE answer is relayed chunk by chunk as it arrives, while ``UsageTap`` reads the usage;
-   a failure after the first byte becomes an SSE ``error`` event and the stream ends cleanly;
-4. one usage event and one log line are produced, whatever happened (client gone included).
+1. admission (quotas) -> the access key's ``fallback_policy`` (``anthropic_first`` by default,
+   ``bedrock_only``, ``anthropic_only``; ``PROXY_FORCE_FALLBACK`` sends all to Bedrock);
+2. a running cooldown for the client's credential -> straight to Bedrock;
+3. otherwise the exact body bytes go to Anthropic with the client's own credential; an answer that
+   ``fallback.decide_on_status`` marks (429, 529, 5xx; connect errors and timeouts too) is not
+   shown to the client: the request is served from Bedrock instead, and a 429 starts a cooldown;
+4. a JSON answer is returned with the upstream status and headers; an SSE answer is relayed chunk by
+   chunk as it arrives, while ``UsageTap`` reads the usage; after the first byte there is no fallback:
+   a failure becomes an SSE ``error`` event and the stream ends cleanly;
+5. if Bedrock fails too, the client gets Anthropic's own answer (e.g. the 429 with its
+   ``retry-after``), or Bedrock's error when Anthropic was never asked;
+6. one usage event and one log line per request, whatever happened (client gone included).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import anyio
 import httpx
 from starlette.responses import Response
 
+from app.auth.keys import credential_fingerprint
 from app.errors import ProxyError, sse_error_event
 from app.proxy.anthropic import AnthropicUpstream, map_stream_error
+from app.proxy.cooldowns import CooldownTracker
+from app.proxy.fallback import Decision, decide_on_error, decide_on_status
 from app.proxy.headers import client_response_headers, require_client_credential, upstream_request_headers
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
@@ -31,40 +44,118 @@ from app.usage.recorder import UsageRecorder
 
 log = logging.getLogger("claude_code_proxy.requests")
 
+CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer finished
+
+
 class Admission(Protocol):
     """Checked before any upstream call (quotas, rate limits); raises ProxyError (e.g. RateLimited)."""
 
     async def check(self, preq: ProxyRequest) -> None: ...
 
 
-CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer finished
+class BedrockServer(Protocol):
+    async def serve(self, preq: ProxyRequest, *, reason: str, finish: object) -> Response: ...
+
+
+@dataclass(frozen=True)
+class FallbackOptions:
+    """Routing settings (see ``Settings``): times in seconds."""
+
+    default_policy: str = "anthropic_first"
+    force_fallback: bool = False
+    fallback_on_auth_errors: bool = False
+    cooldown_default_s: float = 60.0
+    cooldown_max_s: float = 3600.0
+
+
+class _FallBack(Exception):
+    """Anthropic could not serve the request; ``original`` is what it answered (None: no answer)."""
+
+    def __init__(self, decision: Decision, original: Response | None, error: ProxyError | None) -> None:
+        self.decision, self.original, self.error = decision, original, error
 
 
 class Forwarder:
     """Serves proxy requests. One instance per app, created in the lifespan."""
 
-    def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder, *,
-                 admission: Admission | None = None) -> None:
-        self._upstream = upstream
-        self._recorder = recorder
-        self._admission = admission
+    def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder, *, secret_key: bytes = b"",
+                 admission: Admission | None = None, bedrock: BedrockServer | None = None,
+                 cooldowns: CooldownTracker | None = None, options: FallbackOptions | None = None) -> None:
+        self._upstream, self._recorder, self._secret = upstream, recorder, secret_key
+        self._admission, self._bedrock, self._cooldowns = admission, bedrock, cooldowns
+        self._options = options or FallbackOptions()
 
     async def handle(self, preq: ProxyRequest) -> Response:
-        """Forward ``preq``; returns the client's response. Raises ProxyError before any byte is sent."""
+        """Serve ``preq``; returns the client's response. Raises ProxyError before any byte is sent."""
         try:
             if self._admission is not None:
                 await self._admission.check(preq)
-            require_client_credential(preq.headers)
-            return await self._via_anthropic(preq)
+            policy = preq.principal.fallback_policy or self._options.default_policy
+            if self._bedrock is None:
+                policy = "anthropic_only"
+            if policy != "anthropic_only" and self._options.force_fallback:
+                return await self._via_bedrock(preq, "forced", None)
+            if policy == "bedrock_only":
+                return await self._via_bedrock(preq, "bedrock_only", None)
+            _, credential = require_client_credential(preq.headers)
+            fingerprint = credential_fingerprint(self._secret, credential)
+            if policy == "anthropic_first" and self._cooldowns is not None:
+                if (reason := await self._cooldowns.active(fingerprint)) is not None:
+                    return await self._via_bedrock(preq, f"cooldown:{reason}", None)
+            try:
+                return await self._via_anthropic(preq, may_fall_back=policy == "anthropic_first")
+            except _FallBack as fallback:
+                await self._note_failure(fingerprint, fallback.decision)
+                return await self._via_bedrock(preq, fallback.decision.reason or "fallback", fallback)
         except ProxyError as exc:
-            self.finish(preq, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
+            if not getattr(exc, "usage_recorded", False):
+                self.finish(preq, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
             raise
 
-    async def _via_anthropic(self, preq: ProxyRequest) -> Response:
+    async def _note_failure(self, fingerprint: str, decision: Decision) -> None:
+        if self._cooldowns is None:
+            return
+        if decision.cooldown_s:
+            await self._cooldowns.start(fingerprint, decision.cooldown_s, decision.reason or "rate_limited")
+        elif decision.counts_toward_circuit:
+            await self._cooldowns.record_failure(fingerprint)
+
+    async def _via_bedrock(self, preq: ProxyRequest, reason: str, fallback: _FallBack | None) -> Response:
+        assert self._bedrock is not None
+        try:
+            return await self._bedrock.serve(preq, reason=reason, finish=self.finish)
+        except ProxyError as exc:
+            self.finish(preq, provider="bedrock", status=exc.status_code, error_type=exc.error_type,
+                        fallback_reason=reason)
+            exc.usage_recorded = True  # type: ignore[attr-defined]
+            log.warning("bedrock fallback failed (%s: %s)", exc.error_type, exc.message)
+            if fallback is not None and fallback.original is not None:
+                return fallback.original
+            if fallback is not None and fallback.error is not None:
+                fallback.error.usage_recorded = True  # type: ignore[attr-defined]
+                raise fallback.error from None
+            raise
+
+    async def _via_anthropic(self, preq: ProxyRequest, *, may_fall_back: bool) -> Response:
         stack = AsyncExitStack()
-        upstream = await stack.enter_async_context(self._upstream.send(
-            preq.path, preq.query, upstream_request_headers(preq.raw_headers), preq.body))
+        try:
+            upstream = await stack.enter_async_context(self._upstream.send(
+                preq.path, preq.query, upstream_request_headers(preq.raw_headers), preq.body))
+        except ProxyError as exc:
+            decision = decide_on_error(exc)
+            if may_fall_back and decision.fall_back:
+                raise _FallBack(decision, None, exc) from None
+            raise
         headers = client_response_headers(upstream.headers.multi_items(), "anthropic")
+        if upstream.status_code != 200 and may_fall_back:
+            decision = decide_on_status(
+                upstream.status_code, upstream.headers, now=datetime.now(UTC),
+                fallback_on_auth_errors=self._options.fallback_on_auth_errors,
+                cooldown_default_s=self._options.cooldown_default_s, cooldown_max_s=self._options.cooldown_max_s)
+            if decision.fall_back:
+                async with stack:
+                    body = await _read_quietly(upstream)
+                raise _FallBack(decision, raw_response(body, upstream.status_code, headers), None)
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
             return streaming_response(self._relay(preq, upstream, stack), upstream.status_code, headers)
         async with stack:
@@ -102,9 +193,10 @@ class Forwarder:
             status, error_type = CLIENT_CLOSED, "client_closed"
             raise
         finally:
-            self.finish(preq, provider="anthropic", status=status if tap.error_type is None else 500,
-                        usage=tap.usage, error_type=error_type or tap.error_type, streamed=True,
-                        ttft_ms=ttft_ms, request_id=upstream.headers.get("request-id"))
+            if tap.error_type is not None and status == 200:
+                status, error_type = 500, tap.error_type
+            self.finish(preq, provider="anthropic", status=status, usage=tap.usage, error_type=error_type,
+                        streamed=True, ttft_ms=ttft_ms, request_id=upstream.headers.get("request-id"))
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
 
@@ -138,9 +230,14 @@ class Forwarder:
             "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms})
 
 
-def _usage_from_json(body: bytes) -> dict[str, int]:
-    import json
+async def _read_quietly(upstream: httpx.Response) -> bytes:
+    try:
+        return await upstream.aread()
+    except httpx.HTTPError:
+        return b""
 
+
+def _usage_from_json(body: bytes) -> dict[str, int]:
     try:
         return usage_from_message(json.loads(body).get("usage"))
     except (ValueError, AttributeError):

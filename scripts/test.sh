@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then runs pytest.
+#   Python deps: .venv from requirements.lock (app + dev + infra extras)
+#   Browser:     Debian's chromium (apt), for the dashboard's Playwright tests
+#   Node:        the pinned Claude Code CLI and htmx (npm ci), for the end-to-end tests
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k bedrock -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c requirements.lock -e ".[dev,infra]"
+
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
+fi
+
+for dir in tests/e2e tests/ui; do
+  if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
