@@ -76,9 +76,36 @@ def admin_client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token['access_token']}"}, timeout=30)
 
 
-def start_proxy(settings: Settings) -> Iterator[RunningProxy]:
+class BodyRecorder:
+    """Pure ASGI wrapper that records each request body exactly as the proxy receives it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.bodies: list[tuple[str, bytes]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        chunks: list[bytes] = []
+
+        async def recording_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    self.bodies.append((scope["path"], b"".join(chunks)))
+            return message
+
+        await self.app(scope, recording_receive, send)
+
+
+def start_proxy(settings: Settings, *, recorder: BodyRecorder | None = None) -> Iterator[RunningProxy]:
     app = create_app(settings)
-    with serve_in_thread(app) as url:
+    asgi = app
+    if recorder is not None:
+        recorder.app = app
+        asgi = recorder
+    with serve_in_thread(asgi) as url:
         admin = admin_client(url)
         user = admin.post("/admin/users", json={"name": "Ada", "email": "ada@example.com"}).json()
         key = admin.post(f"/admin/users/{user['id']}/access-keys", json={"name": "laptop"}).json()

@@ -1,0 +1,43 @@
+"""UsageTap reads usage from Anthropic SSE bytes however they are split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.proxy.sse import UsageTap
+
+STREAM = (
+    'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"claude-x",'
+    '"usage":{"input_tokens":10,"cache_creation_input_tokens":5,"cache_read_input_tokens":7,'
+    '"cache_creation":{"ephemeral_5m_input_tokens":3,"ephemeral_1h_input_tokens":2},"output_tokens":1}}}\n\n'
+    'event: ping\ndata: {"type":"ping"}\n\n'
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    '"delta":{"type":"text_delta","text":"caf\u00e9 \u2615"}}\n\n'
+    'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    '"usage":{"output_tokens":42}}\n\n'
+    'event: message_stop\ndata: {"type":"message_stop"}\n\n').encode()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, len(STREAM)])
+def test_usage_read_at_any_split(size: int) -> None:
+    tap = UsageTap()
+    for i in range(0, len(STREAM), size):
+        tap.feed(STREAM[i:i + size])
+    assert tap.usage == {"input_tokens": 10, "output_tokens": 42, "cache_creation_input_tokens": 5,
+                         "cache_read_input_tokens": 7, "cache_creation_1h_input_tokens": 2}
+    assert tap.complete and tap.stop_reason == "end_turn" and tap.model == "claude-x"
+
+
+def test_crlf_framing_and_error_event() -> None:
+    tap = UsageTap()
+    error = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "x"}})
+    tap.feed(f"event: error\r\ndata: {error}\r\n\r\n".encode())
+    assert tap.error_type == "overloaded_error" and not tap.complete
+
+
+def test_message_delta_may_restate_input_counts() -> None:
+    tap = UsageTap()
+    tap.feed(STREAM.replace(b'"usage":{"output_tokens":42}', b'"usage":{"output_tokens":42,"input_tokens":11}'))
+    assert tap.usage["input_tokens"] == 11
