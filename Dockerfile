@@ -1,0 +1,72 @@
+# syntax=docker/dockerfile:1.7
+# claude-code-proxy: the image ECS runs (see docs/deploy.md). Local use:
+#   docker build -t claude-code-proxy .
+#   docker run --rm -p 8080:8080 --read-only claude-code-proxy
+# The Pulumi stack overrides the command with the VPC's load-balancer subnets as trusted proxies.
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+# ---- build: a virtualenv with the locked runtime dependencies and the app, installed editable ----
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv
+WORKDIR /srv
+
+# 1) Dependencies only, pinned by requirements.lock (project deps, not the dev/infra extras). A stub
+#    package lets pip resolve them before the source is copied, so code edits reuse this layer.
+#    pyproject's `readme` only feeds package metadata, so an empty README.md stands in for it.
+COPY pyproject.toml requirements.lock ./
+RUN touch README.md \
+ && mkdir app && touch app/__init__.py \
+ && pip install -c requirements.lock . \
+ && pip uninstall -y claude-code-proxy \
+ && rm -rf app build ./*.egg-info
+
+# 2) The source. Editable install: the package runs from /srv/app and finds /srv/templates beside it.
+COPY app ./app
+COPY templates ./templates
+RUN pip install --no-deps -c requirements.lock -e . \
+ && python -m compileall -q app
+
+# ---- runtime: slim, non-root, read-only friendly ----
+FROM ${PYTHON_IMAGE} AS runtime
+
+# Trusted proxies for X-Forwarded-*: the load balancer's subnets (the stack passes the real CIDRs).
+ARG FORWARDED_ALLOW_IPS=127.0.0.1
+# Seconds uvicorn waits for open streams after SIGTERM; keep under ECS stopTimeout (max 120 s).
+ARG GRACEFUL_SHUTDOWN_S=110
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TMPDIR=/tmp \
+    FORWARDED_ALLOW_IPS=${FORWARDED_ALLOW_IPS} \
+    GRACEFUL_SHUTDOWN_S=${GRACEFUL_SHUTDOWN_S}
+
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+
+# RDS/DocumentDB CA bundle, fetched at build time, for PROXY_MONGODB_URL's tlsCAFile.
+ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /srv/certs/global-bundle.pem
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /srv/app /srv/app
+COPY --from=build /srv/templates /srv/templates
+WORKDIR /srv
+
+USER 10001:10001
+# The only writable path when the root filesystem is read-only (ECS mounts a task volume here and,
+# through this VOLUME, keeps /tmp's sticky world-writable mode).
+VOLUME ["/tmp"]
+EXPOSE 8080
+
+# No curl in slim images: a Python one-liner against the liveness endpoint.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import sys,urllib.request as u;sys.exit(0 if u.urlopen('http://127.0.0.1:8080/health',timeout=4).status==200 else 1)"]
+
+STOPSIGNAL SIGTERM
+# `exec` replaces the shell with the server, so SIGTERM reaches uvicorn itself and starts the drain.
+CMD ["sh", "-c", "exec claude-code-proxy serve --host 0.0.0.0 --port 8080 --proxy-headers --forwarded-allow-ips \"$FORWARDED_ALLOW_IPS\" --timeout-graceful-shutdown \"$GRACEFUL_SHUTDOWN_S\""]

@@ -1,0 +1,217 @@
+"""IAM and KMS policy documents as plain dicts (pure; no Pulumi).
+
+Components resolve their ARNs, call these functions inside ``Output.apply`` and ``json.dumps`` the
+result, so the exact statements are unit-tested here and visible in ``pulumi preview --diff``.
+
+Sources:
+- Bedrock cross-region inference needs the inference profile in the source region and the foundation
+  model in every destination region: docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html
+- Global profiles additionally need the region-less foundation-model ARN (``arn:aws:bedrock:::foundation-model/...``):
+  docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html
+- ECS task execution role and Secrets Manager:
+  docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html
+- CloudWatch Logs with a CMK: docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+PolicyDocument = dict[str, Any]
+
+#: What the proxy calls on Bedrock Runtime: Converse/ConverseStream authorize as InvokeModel /
+#: InvokeModelWithResponseStream; CountTokens has its own action.
+BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+BEDROCK_COUNT_TOKENS_ACTIONS = ("bedrock:CountTokens",)
+#: Envelope encryption of Bedrock API keys with the app key (GenerateDataKey to seal, Decrypt to open).
+APP_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _document(*statements: PolicyDocument) -> PolicyDocument:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def bedrock_model_arns(
+    partition: str,
+    account_id: str,
+    source_region: str,
+    profile_ids: Sequence[str],
+    model_ids: Sequence[str],
+    regions: Sequence[str],
+    global_profiles: bool,
+) -> list[str]:
+    """The ARNs the task may invoke: each inference profile in ``source_region`` (account-scoped) and
+    each foundation model in every destination region (plus the source region). With global
+    profiles, also the region-less foundation-model ARNs. Sorted, without duplicates, no wildcard."""
+    arns = {f"arn:{partition}:bedrock:{source_region}:{account_id}:inference-profile/{p}" for p in profile_ids}
+    for region in {*regions, source_region}:
+        arns |= {f"arn:{partition}:bedrock:{region}::foundation-model/{m}" for m in model_ids}
+    if global_profiles:
+        arns |= {f"arn:{partition}:bedrock:::foundation-model/{m}" for m in model_ids}
+    return sorted(arns)
+
+
+def task_role_policy(bedrock_arns: Sequence[str], app_key_arn: str) -> PolicyDocument:
+    """What the running proxy may do: invoke/stream/count tokens on the allowed models and profiles,
+    and envelope-encrypt with the app key. Nothing else (no Secrets Manager, no storage key)."""
+    return _document(
+        {
+            "Sid": "InvokeAllowedModels",
+            "Effect": "Allow",
+            "Action": list(BEDROCK_INVOKE_ACTIONS),
+            "Resource": list(bedrock_arns),
+        },
+        {
+            "Sid": "CountTokens",
+            "Effect": "Allow",
+            "Action": list(BEDROCK_COUNT_TOKENS_ACTIONS),
+            "Resource": list(bedrock_arns),
+        },
+        {"Sid": "EnvelopeEncryption", "Effect": "Allow", "Action": list(APP_KEY_ACTIONS), "Resource": [app_key_arn]},
+    )
+
+
+def execution_role_policy(
+    secret_arns: Sequence[str],
+    data_key_arn: str,
+    log_group_arn: str,
+    region: str,
+    ecr_repository_arn: str | None,
+) -> PolicyDocument:
+    """What ECS needs to start the task: read exactly these secrets (and decrypt them with the data
+    key, only via Secrets Manager), write to the one log group, and pull from the one ECR repository
+    (``ecr:GetAuthorizationToken`` has no resource-level permissions, hence ``*`` for it alone)."""
+    statements: list[PolicyDocument] = [
+        {
+            "Sid": "ReadTaskSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": sorted(secret_arns),
+        },
+        {
+            "Sid": "DecryptTaskSecrets",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [data_key_arn],
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        },
+        {
+            "Sid": "WriteLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group_arn}:*"],
+        },
+    ]
+    if ecr_repository_arn is not None:
+        statements += [
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {
+                "Sid": "PullImage",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Resource": [ecr_repository_arn],
+            },
+        ]
+    return _document(*statements)
+
+
+def ecs_tasks_trust_policy(partition: str, account_id: str, region: str) -> PolicyDocument:
+    """Trust policy for ECS task and execution roles, limited to this account's ECS in this region
+    (confused-deputy guard: aws:SourceAccount and aws:SourceArn)."""
+    return _document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account_id}:*"},
+            },
+        }
+    )
+
+
+def account_root_statement(partition: str, account_id: str) -> PolicyDocument:
+    """The default key-policy statement that lets IAM policies in the account grant use of the key."""
+    return {
+        "Sid": "EnableIamPolicies",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
+def app_key_policy(partition: str, account_id: str) -> PolicyDocument:
+    """Key policy of the app (envelope) key: IAM decides; only the task role is granted use."""
+    return _document(account_root_statement(partition, account_id))
+
+
+def data_key_policy(partition: str, account_id: str, region: str) -> PolicyDocument:
+    """Key policy of the storage key (DocumentDB, Secrets Manager, log groups, SNS): IAM decides, plus
+    CloudWatch Logs for this account's log groups and CloudWatch alarms publishing to the SNS topic.
+    Source: docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html (encrypted topics)."""
+    return _document(
+        account_root_statement(partition, account_id),
+        {
+            "Sid": "CloudWatchLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
+                }
+            },
+        },
+        {
+            "Sid": "CloudWatchAlarmsToSns",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            # As AWS documents it for alarms to an encrypted topic: no condition, the grant only
+            # lets CloudWatch encrypt messages it publishes to topics that use this key.
+        },
+    )
+
+
+def ecr_repository_arn(image: str, partition: str) -> str | None:
+    """ARN of the ECR repository an image URI points at, or None for a non-ECR image (public registry).
+
+    ``123456789012.dkr.ecr.us-east-1.amazonaws.com/team/proxy:1.2`` ->
+    ``arn:aws:ecr:us-east-1:123456789012:repository/team/proxy``.
+    """
+    match = _ECR_IMAGE.match(image)
+    if match is None:
+        return None
+    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+
+
+def actions_of(document: PolicyDocument) -> set[str]:
+    """Every action any statement of ``document`` allows (for tests and reviews)."""
+    actions: set[str] = set()
+    for statement in document["Statement"]:
+        value = statement["Action"]
+        actions |= {value} if isinstance(value, str) else set(value)
+    return actions
+
+
+def resources_of(document: PolicyDocument, actions: Iterable[str]) -> set[str]:
+    """Every resource granted to any of ``actions`` in ``document``."""
+    wanted = set(actions)
+    resources: set[str] = set()
+    for statement in document["Statement"]:
+        stmt_actions = statement["Action"]
+        stmt_actions = {stmt_actions} if isinstance(stmt_actions, str) else set(stmt_actions)
+        if stmt_actions & wanted:
+            value = statement["Resource"]
+            resources |= {value} if isinstance(value, str) else set(value)
+    return resources

@@ -1,0 +1,192 @@
+"""Service: ECS cluster (Container Insights), the app log group, the Fargate task definition and
+service behind the ALB, and target-tracking autoscaling on CPU and ALB requests per target.
+
+Draining on deploy and scale-in: the ALB keeps a deregistering task's open streams for
+``deregistrationDelayS``; then ECS sends SIGTERM, uvicorn stops accepting and waits up to
+``stopTimeoutS - 10`` s for open responses, and SIGKILL follows at ``stopTimeoutS`` (Fargate max 120 s).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.container import CONTAINER_NAME, CONTAINER_PORT, SCRATCH_VOLUME, ContainerSpec, container_definition
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """Sizes in Fargate units (CPU units, MiB), times in seconds. ``environment`` holds plain values
+    only; ``secrets`` maps env names to Secrets Manager ARNs (injected by ``valueFrom``)."""
+
+    cluster_name: str
+    log_group_name: str
+    log_retention_days: int
+    log_kms_key_arn: pulumi.Input[str]
+    region: str
+    image: pulumi.Input[str]
+    task_cpu: int
+    task_memory_mib: int
+    task_role_arn: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    environment: Mapping[str, pulumi.Input[str]]
+    secrets: Mapping[str, pulumi.Input[str]]
+    forwarded_allow_ips: str
+    stop_timeout_s: int
+    graceful_shutdown_s: int
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_id: pulumi.Input[str]
+    target_group_arn: pulumi.Input[str]
+    listeners: Sequence[pulumi.Resource]
+    desired_count: int
+    min_count: int
+    max_count: int
+    cpu_target_percent: int
+    requests_per_target: int
+    request_count_resource_label: pulumi.Input[str]
+
+
+class Service(pulumi.ComponentResource):
+    """Outputs: cluster_name, service_name, log_group_name, task_definition_arn."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("claude-proxy:compute:Service", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=args.cluster_name,
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=args.log_group_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_kms_key_arn,
+            opts=child,
+        )
+
+        env_names = sorted(args.environment)
+        secret_names = sorted(args.secrets)
+        definitions = pulumi.Output.all(
+            args.image, *[args.environment[n] for n in env_names], *[args.secrets[n] for n in secret_names]
+        ).apply(
+            lambda v: json.dumps(
+                [
+                    container_definition(
+                        ContainerSpec(
+                            image=v[0],
+                            environment=dict(zip(env_names, v[1 : 1 + len(env_names)], strict=True)),
+                            secrets=dict(zip(secret_names, v[1 + len(env_names) :], strict=True)),
+                            log_group_name=args.log_group_name,
+                            region=args.region,
+                            forwarded_allow_ips=args.forwarded_allow_ips,
+                            stop_timeout_s=args.stop_timeout_s,
+                            graceful_shutdown_s=args.graceful_shutdown_s,
+                        )
+                    )
+                ]
+            )
+        )
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=args.cluster_name,
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(args.task_cpu),
+            memory=str(args.task_memory_mib),
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            task_role_arn=args.task_role_arn,
+            execution_role_arn=args.execution_role_arn,
+            container_definitions=definitions,
+            volumes=[{"name": SCRATCH_VOLUME}],  # task-scoped ephemeral storage mounted at /tmp
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=cluster.arn,
+            task_definition=task_definition.arn,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            desired_count=args.desired_count,
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            health_check_grace_period_seconds=60,
+            availability_zone_rebalancing="ENABLED",
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            network_configuration={
+                "subnets": args.subnet_ids,
+                "security_groups": [args.security_group_id],
+                "assign_public_ip": False,
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": args.target_group_arn,
+                    "container_name": CONTAINER_NAME,
+                    "container_port": CONTAINER_PORT,
+                }
+            ],
+            # Autoscaling owns the running count after creation; `pulumi up` must not reset it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.listeners), ignore_changes=["desired_count"]),
+        )
+
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
+            min_capacity=args.min_count,
+            max_capacity=args.max_count,
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-cpu",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": args.cpu_target_percent,
+                "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
+                "scale_in_cooldown": 300,
+                "scale_out_cooldown": 60,
+            },
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-requests",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": args.requests_per_target,
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "ALBRequestCountPerTarget",
+                    "resource_label": args.request_count_resource_label,
+                },
+                "scale_in_cooldown": 300,
+                "scale_out_cooldown": 60,
+            },
+            opts=child,
+        )
+
+        self.cluster_name = cluster.name
+        self.service_name = service.name
+        self.log_group_name = log_group.name
+        self.task_definition_arn = task_definition.arn
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "log_group_name": self.log_group_name,
+                "task_definition_arn": self.task_definition_arn,
+            }
+        )

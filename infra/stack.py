@@ -1,0 +1,218 @@
+"""Wire the components into one stack and compute its outputs.
+
+``build_stack(config, secrets)`` is what ``__main__.py`` calls and what the mocked tests run; it
+returns the stack outputs instead of exporting them so that tests can inspect them.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.alarms import Alarms, AlarmsArgs
+from infra.app_secrets import AppSecrets, AppSecretsArgs
+from infra.database import Database, DatabaseArgs
+from infra.iam import ServiceRoles, ServiceRolesArgs
+from infra.image import ContainerImage, ContainerImageArgs
+from infra.keys import Keys, KeysArgs
+from infra.load_balancer import LoadBalancer, LoadBalancerArgs
+from infra.network import Network, NetworkArgs
+from infra.policies import ecr_repository_arn
+from infra.service import Service, ServiceArgs
+from infra.stack_config import StackConfig, StackSecrets
+from infra.urls import base_url, claude_code_env
+
+PLAIN_HTTP_WARNING = (
+    "No certificateArn configured: the proxy is served over plain HTTP, so access keys and the "
+    "dashboard password cross the internet unencrypted. Set domainName and certificateArn before real use."
+)
+NO_NAT_WARNING = "natGateways=0: the tasks cannot reach api.anthropic.com; every request goes to Bedrock."
+
+
+def warnings_for(config: StackConfig) -> list[str]:
+    """Operator warnings exported as the ``warnings`` output (valid but risky settings)."""
+    warnings = []
+    if not config.https:
+        warnings.append(PLAIN_HTTP_WARNING)
+    if config.nat_gateways == 0:
+        warnings.append(NO_NAT_WARNING)
+    if not config.deletion_protection:
+        warnings.append(
+            "deletionProtection=false: `pulumi destroy` deletes the database and load balancer without a guard."
+        )
+    return warnings
+
+
+def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.Input[object]]:
+    """Create every resource of the stack. Returns the stack outputs (none of them secret):
+    proxyBaseUrl, dashboardUrl, claudeCodeEnv, logGroupName, adminPasswordSecretArn,
+    ecrRepositoryUrl, loadBalancerDnsName, alarmTopicArn, warnings."""
+    name = config.name
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output().partition
+    account_id = identity.account_id
+    log_group_name = f"/ecs/{name}"
+    recovery_window_days = 7 if config.deletion_protection else 0
+
+    network = Network(
+        "network",
+        NetworkArgs(
+            vpc_cidr=config.vpc_cidr,
+            az_count=config.az_count,
+            nat_gateways=config.nat_gateways,
+            vpc_endpoints=config.vpc_endpoints,
+            https=config.https,
+            region=config.region,
+        ),
+    )
+    keys = Keys("keys", KeysArgs(partition=partition, account_id=account_id, region=config.region))
+    app_secrets = AppSecrets(
+        "app-secrets",
+        AppSecretsArgs(
+            kms_key_arn=keys.data_key_arn,
+            admin_password=secrets.admin_password,
+            metrics_token=secrets.metrics_token,
+            recovery_window_days=recovery_window_days,
+        ),
+    )
+    database = Database(
+        "database",
+        DatabaseArgs(
+            identifier=name,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_id=network.service_security_group_id,
+            kms_key_arn=keys.data_key_arn,
+            engine_version=config.docdb_engine_version,
+            parameter_family=config.docdb_parameter_family,
+            instance_class=config.docdb_instance_class,
+            instance_count=config.docdb_instance_count,
+            backup_retention_days=config.docdb_backup_retention_days,
+            deletion_protection=config.deletion_protection,
+            final_snapshot=config.final_snapshot,
+            log_retention_days=config.log_retention_days,
+            secret_recovery_window_days=recovery_window_days,
+        ),
+    )
+    load_balancer = LoadBalancer(
+        "edge",
+        LoadBalancerArgs(
+            vpc_id=network.vpc_id,
+            subnet_ids=network.public_subnet_ids,
+            security_group_id=network.alb_security_group_id,
+            idle_timeout_s=config.alb_idle_timeout_s,
+            deregistration_delay_s=config.deregistration_delay_s,
+            deletion_protection=config.deletion_protection,
+            certificate_arn=config.certificate_arn,
+            domain_name=config.domain_name,
+            hosted_zone_id=config.hosted_zone_id,
+        ),
+    )
+    forwarded_allow_ips = ",".join(network.public_subnet_cidrs)
+    image = ContainerImage(
+        "image",
+        ContainerImageArgs(
+            image=config.image,
+            force_delete=not config.deletion_protection,
+            build_args={"FORWARDED_ALLOW_IPS": forwarded_allow_ips},
+        ),
+    )
+    secret_arns: dict[str, pulumi.Input[str]] = {
+        **app_secrets.env_secret_arns,
+        "PROXY_MONGODB_URL": database.url_secret_arn,
+    }
+    repository_arn: pulumi.Input[str] | None
+    if config.image is None:
+        repository_arn = image.repository_arn
+    else:
+        repository_arn = partition.apply(lambda p: ecr_repository_arn(config.image or "", p))
+    roles = ServiceRoles(
+        "roles",
+        ServiceRolesArgs(
+            partition=partition,
+            account_id=account_id,
+            region=config.region,
+            bedrock_region=config.effective_bedrock_region,
+            inference_profile_ids=config.effective_inference_profile_ids,
+            model_ids=config.bedrock_model_ids,
+            bedrock_regions=config.effective_bedrock_regions,
+            global_profiles=config.bedrock_inference_profile_prefix == "global",
+            app_key_arn=keys.app_key_arn,
+            data_key_arn=keys.data_key_arn,
+            secret_arns=secret_arns,
+            log_group_name=log_group_name,
+            ecr_repository_arn=repository_arn,
+        ),
+    )
+    proxy_base_url = load_balancer.dns_name.apply(lambda dns: base_url(config.https, config.domain_name, dns))
+    environment: dict[str, pulumi.Input[str]] = {
+        "PROXY_MONGODB_DATABASE": config.mongodb_database,
+        "PROXY_ADMIN_USERNAME": config.admin_username,
+        "PROXY_KMS_KEY_ID": keys.app_key_arn,
+        "PROXY_BEDROCK_REGION": config.effective_bedrock_region,
+        "PROXY_BEDROCK_INFERENCE_PROFILE_PREFIX": config.bedrock_inference_profile_prefix,
+        "PROXY_PUBLIC_BASE_URL": proxy_base_url,
+        "PROXY_LOG_LEVEL": config.log_level,
+        # Secure cookies need HTTPS; on the plain-HTTP fallback the dashboard login would never stick.
+        "PROXY_COOKIE_SECURE": "true" if config.https else "false",
+    }
+    service = Service(
+        "service",
+        ServiceArgs(
+            cluster_name=name,
+            log_group_name=log_group_name,
+            log_retention_days=config.log_retention_days,
+            log_kms_key_arn=keys.data_key_arn,
+            region=config.region,
+            image=image.image_ref,
+            task_cpu=config.task_cpu,
+            task_memory_mib=config.task_memory_mib,
+            task_role_arn=roles.task_role_arn,
+            execution_role_arn=roles.execution_role_arn,
+            environment=environment,
+            secrets=secret_arns,
+            forwarded_allow_ips=forwarded_allow_ips,
+            stop_timeout_s=config.stop_timeout_s,
+            graceful_shutdown_s=config.graceful_shutdown_s,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.service_security_group_id,
+            target_group_arn=load_balancer.target_group_arn,
+            listeners=load_balancer.listeners,
+            desired_count=config.desired_count,
+            min_count=config.min_count,
+            max_count=config.max_count,
+            cpu_target_percent=config.cpu_target_percent,
+            requests_per_target=config.requests_per_target,
+            request_count_resource_label=pulumi.Output.concat(
+                load_balancer.arn_suffix, "/", load_balancer.target_group_arn_suffix
+            ),
+        ),
+    )
+    alarms = Alarms(
+        "alarms",
+        AlarmsArgs(
+            alarm_email=config.alarm_email,
+            kms_key_arn=keys.data_key_arn,
+            log_group_name=service.log_group_name,
+            metric_namespace=f"ClaudeCodeProxy/{name}",
+            fallback_rate_percent=config.fallback_rate_alarm_percent,
+            alb_arn_suffix=load_balancer.arn_suffix,
+            target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            docdb_instance_identifiers=[f"{name}-{i + 1}" for i in range(config.docdb_instance_count)],
+            docdb_instance_class=config.docdb_instance_class,
+        ),
+    )
+
+    return {
+        "proxyBaseUrl": proxy_base_url,
+        "dashboardUrl": proxy_base_url.apply(lambda url: f"{url}/ui"),
+        "claudeCodeEnv": proxy_base_url.apply(claude_code_env),
+        "logGroupName": service.log_group_name,
+        "adminPasswordSecretArn": app_secrets.admin_password_secret_arn,
+        "ecrRepositoryUrl": image.repository_url,
+        "loadBalancerDnsName": load_balancer.dns_name,
+        "alarmTopicArn": alarms.topic_arn,
+        "warnings": warnings_for(config),
+    }

@@ -1,0 +1,74 @@
+"""Alarms and the fallback-rate metric over a mocked run."""
+
+from __future__ import annotations
+
+from infra.alarms import docdb_connection_alarm_threshold
+from tests.infra.harness import BASE_CONFIG, ProgramRun
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def alarms_by_metric(stack: ProgramRun) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for alarm in stack.of_type(ALARM):
+        key = alarm.inputs.get("metricName") or "expression"
+        found.setdefault(key, []).append(alarm.inputs)
+    return found
+
+
+def test_every_required_alarm_exists(http_stack: ProgramRun) -> None:
+    found = alarms_by_metric(http_stack)
+    assert {
+        "HTTPCode_ELB_5XX_Count",
+        "HTTPCode_Target_5XX_Count",
+        "UnHealthyHostCount",
+        "CPUUtilization",
+        "DatabaseConnections",
+        "MemoryUtilization",
+        "expression",
+    } == set(found)
+    assert found["CPUUtilization"][0]["namespace"] == "AWS/DocDB"
+    assert found["MemoryUtilization"][0]["namespace"] == "AWS/ECS"
+    assert found["HTTPCode_ELB_5XX_Count"][0]["dimensions"] == {"LoadBalancer": "app/edge-alb/abc123"}
+
+
+def test_every_alarm_notifies_the_topic(http_stack: ProgramRun) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:topic/alarms-topic"
+    for alarm in http_stack.of_type(ALARM):
+        assert alarm.inputs["alarmActions"] == [topic], alarm.name
+    assert http_stack.outputs["alarmTopicArn"] == topic
+
+
+def test_email_subscription_only_when_configured(http_stack: ProgramRun, https_stack: ProgramRun) -> None:
+    assert http_stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []
+    subscription = https_stack.one("aws:sns/topicSubscription:TopicSubscription").inputs
+    assert (subscription["protocol"], subscription["endpoint"]) == ("email", "ops@example.com")
+
+
+def test_fallback_rate_comes_from_the_request_log(http_stack: ProgramRun) -> None:
+    filters = {
+        f.inputs["metricTransformation"]["name"]: f.inputs
+        for f in http_stack.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    }
+    assert '$.provider = "bedrock"' in filters["BedrockFallbacks"]["pattern"]
+    assert '$.provider = "anthropic"' in filters["ProxiedRequests"]["pattern"]
+    assert {f["logGroupName"] for f in filters.values()} == {"/ecs/claude-code-proxy-test"}
+    (rate,) = alarms_by_metric(http_stack)["expression"]
+    expression = next(q for q in rate["metricQueries"] if q.get("returnData"))
+    assert "fallbacks / requests" in expression["expression"]
+    assert rate["threshold"] == 20
+
+
+def test_one_cpu_and_connection_alarm_per_docdb_instance(run) -> None:  # noqa: ANN001
+    stack = run({**BASE_CONFIG, "docdbInstanceCount": 3})
+    found = alarms_by_metric(stack)
+    for metric in ("CPUUtilization", "DatabaseConnections"):
+        instances = {a["dimensions"]["DBInstanceIdentifier"] for a in found[metric]}
+        assert instances == {f"claude-code-proxy-test-{i}" for i in (1, 2, 3)}
+    assert {a["threshold"] for a in found["DatabaseConnections"]} == {400}
+
+
+def test_connection_threshold_follows_instance_size() -> None:
+    assert docdb_connection_alarm_threshold("db.t4g.medium") == 400
+    assert docdb_connection_alarm_threshold("db.r6g.2xlarge") == 5440
+    assert docdb_connection_alarm_threshold("db.r6g.16xlarge") == 24000

@@ -1,0 +1,92 @@
+"""Task and execution role policies over a mocked run."""
+
+from __future__ import annotations
+
+import json
+
+from infra.policies import actions_of, resources_of
+from tests.infra.harness import BASE_CONFIG, ProgramRun
+
+MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+BEDROCK = {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"}
+KMS = {"kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"}
+
+
+def policy(stack: ProgramRun, name: str) -> dict:
+    return json.loads(stack.named(name, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+
+
+def test_task_role_actions_are_exactly_bedrock_and_kms(http_stack: ProgramRun) -> None:
+    doc = policy(http_stack, "roles-task")
+    assert actions_of(doc) == BEDROCK | KMS
+
+
+def test_bedrock_is_scoped_to_model_and_profile_arns(http_stack: ProgramRun) -> None:
+    doc = policy(http_stack, "roles-task")
+    resources = resources_of(doc, BEDROCK)
+    assert "*" not in resources
+    assert all(r.startswith("arn:aws:bedrock:") and "*" not in r for r in resources)
+    assert all(":foundation-model/" in r or ":inference-profile/" in r for r in resources)
+    assert f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{MODEL}" in resources
+    for region in ("us-east-1", "us-east-2", "us-west-1", "us-west-2"):
+        assert f"arn:aws:bedrock:{region}::foundation-model/{MODEL}" in resources
+    assert not any(":eu-" in r for r in resources)
+
+
+def test_kms_only_on_the_app_key(http_stack: ProgramRun) -> None:
+    doc = policy(http_stack, "roles-task")
+    app_key = http_stack.named("keys-app", "aws:kms/key:Key")
+    assert resources_of(doc, KMS) == {f"arn:aws:kms:us-east-1:123456789012:key/{app_key.name}-key-id"}
+    assert "*" not in {
+        r for s in doc["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+
+
+def test_configured_models_and_regions_shape_the_policy(run) -> None:  # noqa: ANN001
+    stack = run(
+        {
+            **BASE_CONFIG,
+            "bedrockInferenceProfilePrefix": "global",
+            "bedrockModelIds": [MODEL],
+            "bedrockRegions": ["us-east-1", "eu-west-1"],
+        }
+    )
+    resources = resources_of(policy(stack, "roles-task"), BEDROCK)
+    assert resources == {
+        f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.{MODEL}",
+        f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}",
+        f"arn:aws:bedrock:eu-west-1::foundation-model/{MODEL}",
+        f"arn:aws:bedrock:::foundation-model/{MODEL}",
+    }
+
+
+def test_execution_role_reads_only_the_injected_secrets(https_stack: ProgramRun) -> None:
+    doc = policy(https_stack, "roles-execution")
+    injected = {s["valueFrom"] for s in https_stack.task_container()["secrets"]}
+    assert len(injected) == 4
+    assert resources_of(doc, ["secretsmanager:GetSecretValue"]) == injected
+    data_key = https_stack.named("keys-data", "aws:kms/key:Key")
+    assert resources_of(doc, ["kms:Decrypt"]) == {f"arn:aws:kms:us-east-1:123456789012:key/{data_key.name}-key-id"}
+    assert not any(a.startswith("bedrock:") for a in actions_of(doc))
+
+
+def test_execution_role_pulls_only_from_the_images_repository(http_stack: ProgramRun, https_stack: ProgramRun) -> None:
+    built = policy(http_stack, "roles-execution")
+    assert resources_of(built, ["ecr:BatchGetImage"]) == {"arn:aws:ecr:us-east-1:123456789012:repository/image-repo"}
+    configured = policy(https_stack, "roles-execution")
+    assert resources_of(configured, ["ecr:BatchGetImage"]) == {
+        "arn:aws:ecr:us-east-1:123456789012:repository/claude-code-proxy"
+    }
+
+
+def test_roles_trust_only_ecs_tasks(http_stack: ProgramRun) -> None:
+    for role in http_stack.of_type("aws:iam/role:Role"):
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert not http_stack.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+
+
+def test_task_definition_uses_the_two_roles(http_stack: ProgramRun) -> None:
+    task = http_stack.one("aws:ecs/taskDefinition:TaskDefinition").inputs
+    assert task["taskRoleArn"] == "arn:aws:iam:us-east-1:123456789012:role/roles-task"
+    assert task["executionRoleArn"] == "arn:aws:iam:us-east-1:123456789012:role/roles-execution"
