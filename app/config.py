@@ -51,7 +51,15 @@ class Settings(BaseSettings):
     usage_batch_size: int = Field(500, gt=0)
     usage_queue_max: int = Field(100_000, gt=0)
     usage_event_ttl_days: int = Field(90, gt=0)
-    pricing_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    pricing_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)  # see docs/usage.md
+    usage_minute_bucket_ttl_days: int = Field(3, gt=0)
+    usage_hour_bucket_ttl_days: int = Field(93, gt=0)  # also bounds day/week/month views outside UTC
+    usage_retry_max_backoff_s: float = Field(30.0, gt=0)
+    usage_sweep_interval_s: float = Field(300.0, gt=0)  # finish batches a crashed replica left half-folded
+    usage_sweep_grace_s: float = Field(3600.0, gt=0)
+    quotas_enabled: bool = True
+    quota_cache_ttl_s: float = Field(1.0, ge=0)  # reuse of a store read of window usage
+    quota_store_timeout_s: float = Field(1.0, gt=0)  # per store call on the request path; then fail open
 
     # --- Bedrock fallback -------------------------------------------------------------------
     bedrock_region: str = "us-east-1"

@@ -16,7 +16,7 @@ from app.admin.routes import router as admin_router
 from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
-from app.bootstrap import embedded_banner, print_banner, resolve_secrets
+from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_secrets
 from app.config import Settings, get_settings
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
 from app.proxy.anthropic import AnthropicUpstream
@@ -29,22 +29,37 @@ from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
+from app.store.limits import INDEXES as LIMIT_INDEXES
+from app.store.limits import RateCounterRepository
 from app.store.mongo import ensure_indexes, open_store
-from app.store.usage import UsageRepository
+from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
+from app.usage.buckets import Retention
+from app.usage.metrics import InFlightMiddleware, ProxyMetrics
+from app.usage.pricing import PriceTable
+from app.usage.quotas import PendingUsage, QuotaAdmission
 from app.usage.recorder import UsageRecorder
+from app.usage.routes import router as usage_router
 
 log = logging.getLogger(__name__)
 
 
-async def build_services(settings: Settings) -> Services:
-    """Open everything one app instance needs. Raises ConfigError for missing secrets."""
+async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = None) -> Services:
+    """Open everything one app instance needs. Raises ConfigError for missing secrets or bad
+    ``pricing_overrides``. ``metrics``: the app's registry (created here when not given)."""
     secrets = resolve_secrets(settings)
+    try:
+        pricing = PriceTable(settings.pricing_overrides)
+    except ValueError as exc:
+        raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
     url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
     store = open_store(url, settings.mongodb_database)
-    await ensure_indexes(store.db, COOLDOWN_INDEXES)
+    await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES})
+    await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
-    usage, audit = UsageRepository(store.db), AuditRepository(store.db)
+    usage = UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
+                                                          hour_days=settings.usage_hour_bucket_ttl_days))
+    audit = AuditRepository(store.db)
     resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
                                  last_used_interval_s=settings.last_used_write_interval_s)
     admin_auth = AdminAuth(store.db, settings.admin_username, secrets.secret_key,
@@ -53,21 +68,35 @@ async def build_services(settings: Settings) -> Services:
     upstream = AnthropicUpstream(settings.anthropic_base_url, connect_timeout_s=settings.connect_timeout_s,
                                  read_timeout_s=settings.read_timeout_s,
                                  max_connections=settings.max_upstream_connections)
-    recorder = UsageRecorder(usage.insert_events, batch_size=settings.usage_batch_size,
-                             flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max)
+    metrics = metrics or ProxyMetrics()
+    metrics.pricing = pricing
+    pending = PendingUsage()
+
+    async def sweep() -> int:
+        return await usage.sweep(grace_s=settings.usage_sweep_grace_s)
+
+    recorder = UsageRecorder(usage.write_batch, batch_size=settings.usage_batch_size,
+                             flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max,
+                             max_backoff_s=settings.usage_retry_max_backoff_s, price=pricing.cost_usd_micros,
+                             observers=(metrics.observe,), ledger=pending, sweep=sweep,
+                             sweep_interval_s=settings.usage_sweep_interval_s)
+    metrics.watch(recorder)
+    quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
+                            store_timeout_s=settings.quota_store_timeout_s,
+                            on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
                            rotate_grace_s=settings.key_rotate_grace_s),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key,
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),
                                                       cache_ttl_s=settings.cooldown_cache_ttl_s,
                                                       failure_threshold=settings.circuit_failure_threshold,
                                                       window_s=settings.circuit_window_s,
                                                       open_s=settings.circuit_open_s),
                             options=fallback_options(settings)),
-        secret_key=secrets.secret_key)
+        secret_key=secrets.secret_key, metrics=metrics, pricing=pricing, quotas=quotas)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
         await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
@@ -103,10 +132,11 @@ async def close_services(services: Services) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app. Tests pass their own ``Settings``; the CLI passes the environment's."""
     settings = settings or get_settings()
+    metrics = ProxyMetrics()  # per app, so apps built in one process (tests) never share series
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings)
+        services = await build_services(settings, metrics=metrics)
         app.state.services = services
         services.recorder.start()
         try:
@@ -118,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Anthropic Messages API proxy with Bedrock fallback. Admin API under /admin.")
     app.include_router(proxy_router)
     app.include_router(admin_router)
+    app.include_router(usage_router)
+    app.add_middleware(InFlightMiddleware, metrics=metrics)
     _add_ops_routes(app)
     _add_error_handlers(app)
     return app

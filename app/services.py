@@ -15,6 +15,9 @@ from app.store.audit import AuditRepository
 from app.store.mongo import Store
 from app.store.usage import UsageRepository
 from app.store.users import UserRepository
+from app.usage.metrics import ProxyMetrics
+from app.usage.pricing import PriceTable
+from app.usage.quotas import QuotaAdmission
 from app.usage.recorder import UsageRecorder
 
 
@@ -35,3 +38,6 @@ class Services:
     recorder: UsageRecorder
     forwarder: Forwarder
     secret_key: bytes
+    metrics: ProxyMetrics | None = None
+    pricing: PriceTable | None = None
+    quotas: QuotaAdmission | None = None  # None when settings.quotas_enabled is false

@@ -1,4 +1,5 @@
-"""Admin JSON API (``/admin/...``): login, users, access keys, usage totals. In OpenAPI at ``/docs``.
+"""Admin JSON API (``/admin/...``): login, users, access keys and their limits. In OpenAPI at ``/docs``.
+Usage reports (``/admin/usage``) live in app/usage/routes.py.
 
 Authentication: ``POST /admin/auth/login`` with HTTP Basic returns a bearer token; every other
 route needs ``Authorization: Bearer <token>``. Errors use Anthropic's envelope.
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from app.admin.service import Actor, public_key, public_user
 from app.deps import AdminDep, ServicesDep
-from app.errors import AuthenticationFailed
+from app.errors import AuthenticationFailed, InvalidRequest
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -97,8 +98,26 @@ async def revoke_key(key_id: str, request: Request, services: ServicesDep, admin
     return public_key(await services.admin.revoke_key(actor(request, admin), key_id))
 
 
-@router.get("/usage")
-async def usage_totals(services: ServicesDep, _: AdminDep, user_id: str | None = None,
-                       access_key_id: str | None = None) -> dict[str, Any]:
-    """Totals of requests and the four token counters (tokens) over all recorded events."""
-    return {"totals": await services.usage.totals(user_id=user_id, access_key_id=access_key_id)}
+
+class LimitsPatch(BaseModel):
+    """``limits``: fields to set (null clears one; see app/usage/quotas.py LIMITS); null clears all."""
+
+    limits: dict[str, Any] | None = None
+
+
+@router.patch("/users/{user_id}")
+async def patch_user(user_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
+                     admin: AdminDep) -> dict[str, Any]:
+    """Set the user's quotas and rate limits (all of the user's keys share them)."""
+    if "limits" not in body.model_fields_set:
+        raise InvalidRequest("nothing to update: send {\"limits\": {...}}")
+    return public_user(await services.admin.set_limits(actor(request, admin), "user", user_id, body.limits))
+
+
+@router.patch("/access-keys/{key_id}")
+async def patch_key(key_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
+                    admin: AdminDep) -> dict[str, Any]:
+    """Set one access key's quotas and rate limits (checked in addition to its user's)."""
+    if "limits" not in body.model_fields_set:
+        raise InvalidRequest("nothing to update: send {\"limits\": {...}}")
+    return public_key(await services.admin.set_limits(actor(request, admin), "access_key", key_id, body.limits))

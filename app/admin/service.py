@@ -15,6 +15,7 @@ from app.errors import InvalidRequest, NotFound
 from app.store.access_keys import AccessKeyDoc, AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.users import UserDoc, UserRepository
+from app.usage.quotas import merge_limits
 
 FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
 
@@ -112,6 +113,35 @@ class AdminService:
         self._resolver.forget(doc["key_hash"])
         await self.audit.write(actor=actor.username, ip=actor.ip, action="key.policy", target_type="access_key",
                                target_id=key_id, details={"fallback_policy": fallback_policy})
+        return doc
+
+    async def set_limits(self, actor: Actor, target_type: str, target_id: str,
+                         patch: dict[str, Any] | None) -> dict[str, Any]:
+        """Merge ``patch`` into a user's or access key's ``limits`` (``target_type`` "user" |
+        "access_key"; see app/usage/quotas.py merge_limits: null clears). This replica forgets the
+        cached keys at once; others within ``key_cache_ttl_s``. Returns the updated document.
+        Raises InvalidRequest (400) for bad limits, NotFound (404)."""
+        if target_type == "user":
+            current = await self.get_user(target_id)
+            limits = merge_limits(current.get("limits"), patch)
+            doc = await self.users.update(target_id, {"limits": limits})
+            if doc is None:
+                raise NotFound(f"user {target_id!r} not found")
+            for key in await self.keys.list_for_user(target_id, limit=100_000):
+                self._resolver.forget(key["key_hash"])
+        elif target_type == "access_key":
+            current = await self.get_key(target_id)
+            limits = merge_limits(current.get("limits"), patch)
+            doc = await self.keys.update(target_id, {"limits": limits})
+            if doc is None:
+                raise NotFound(f"access key {target_id!r} not found")
+            self._resolver.forget(doc["key_hash"])
+        else:
+            raise ValueError(f"unknown target_type {target_type!r}")
+        action = "user.limits" if target_type == "user" else "key.limits"
+        await self.audit.write(actor=actor.username, ip=actor.ip, action=action,
+                               target_type=target_type, target_id=target_id,
+                               details={"patch": patch, "limits": limits})
         return doc
 
 

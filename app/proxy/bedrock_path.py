@@ -33,6 +33,7 @@ from app.proxy.headers import PROVIDER_HEADER
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
 from app.proxy.sse import usage_from_message
+from app.store.model_map import ModelMapCache
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,15 @@ class BedrockKeys:
 class BedrockPath:
     """``await serve(preq, reason=..., finish=...) -> Response``."""
 
-    def __init__(self, runtime: BedrockRuntime, keys: BedrockKeys, *, model_map: dict[str, str],
+    def __init__(self, runtime: BedrockRuntime, keys: BedrockKeys, *, model_map: ModelMapCache,
                  profile_prefix: str, ping_interval_s: float = 10.0) -> None:
         self._runtime, self._keys = runtime, keys
         self._model_map, self._profile_prefix = model_map, profile_prefix
         self._ping_interval_s = ping_interval_s
 
     async def serve(self, preq: ProxyRequest, *, reason: str, finish: Finish) -> Response:
-        model = resolve_model(preq.model or "", overrides=self._model_map, profile_prefix=self._profile_prefix)
+        model = resolve_model(preq.model or "", overrides=await self._model_map.overrides(),
+                              profile_prefix=self._profile_prefix)
         bearer = await self._keys.bearer_for(preq.principal.access_key_id) if preq.principal.has_bedrock_key else None
         headers = [(PROVIDER_HEADER, "bedrock"), (FALLBACK_REASON_HEADER, reason),
                    ("request-id", "req_bdrk_" + uuid.uuid4().hex[:24])]

@@ -1,0 +1,166 @@
+"""Prometheus metrics, observed from usage events as they are recorded (so the Forwarder needs no
+hooks), from the recorder at scrape time, and from an ASGI middleware for in-flight requests.
+
+Each app has its own ``CollectorRegistry`` (tests build many apps in one process). Model labels are
+the canonical model name when the price table knows it, else ``other`` (the model is client-supplied,
+and unbounded label values would blow up the time-series count).
+
+Metrics (prefix ``claude_proxy_``):
+
+- ``requests_total{provider,model,status}`` counter; ``fallbacks_total{reason}`` counter
+- ``request_duration_seconds{provider,streamed}`` and ``time_to_first_token_seconds{provider}`` histograms
+- ``tokens_total{provider,model,type}`` (type: input, output, cache_creation, cache_read) counter
+- ``cost_usd_total{provider,model}`` counter (priced requests only)
+- ``quota_rejections_total{scope,limit}`` counter
+- ``in_flight_requests`` and ``in_flight_streams`` gauges (proxy routes only)
+- ``usage_queue_depth`` gauge, ``usage_write_failures_total``, ``usage_events_written_total``,
+  ``usage_events_dropped_total`` counters (read from the UsageRecorder at scrape time)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from app.usage.events import UsageEvent
+from app.usage.pricing import PriceTable, canonical_model
+
+PREFIX = "claude_proxy_"
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60)
+_TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"),
+                ("cache_creation", "cache_creation_input_tokens"), ("cache_read", "cache_read_input_tokens"))
+_PROXY_PATH_MARKERS = ("/v1/messages",)
+
+
+class _RecorderCollector(Collector):
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def collect(self) -> Iterator[Any]:
+        r = self.recorder
+        yield GaugeMetricFamily(PREFIX + "usage_queue_depth", "Usage events waiting to be written", value=r.depth)
+        yield CounterMetricFamily(PREFIX + "usage_write_failures", "Failed usage batch writes (each retried)",
+                                  value=r.write_failures)
+        yield CounterMetricFamily(PREFIX + "usage_events_written", "Usage events written to the store",
+                                  value=r.written)
+        yield CounterMetricFamily(PREFIX + "usage_events_dropped", "Usage events dropped (queue full)",
+                                  value=r.dropped)
+
+
+class ProxyMetrics:
+    """The app's metrics. ``observe(event)`` is a UsageRecorder observer; ``watch(recorder)``
+    exports its queue counters; ``render()`` -> ``(body, content_type)`` for ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, pricing: PriceTable | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._pricing = pricing or PriceTable()
+        r = self.registry
+        self.requests = Counter(PREFIX + "requests", "Finished proxy requests", ["provider", "model", "status"],
+                                registry=r)
+        self.fallbacks = Counter(PREFIX + "fallbacks", "Requests that fell back to Bedrock", ["reason"], registry=r)
+        self.duration = Histogram(PREFIX + "request_duration_seconds", "Request latency, arrival to last byte",
+                                  ["provider", "streamed"], buckets=LATENCY_BUCKETS_S, registry=r)
+        self.ttft = Histogram(PREFIX + "time_to_first_token_seconds", "Streamed requests: arrival to first byte",
+                              ["provider"], buckets=TTFT_BUCKETS_S, registry=r)
+        self.tokens = Counter(PREFIX + "tokens", "Tokens by type", ["provider", "model", "type"], registry=r)
+        self.cost = Counter(PREFIX + "cost_usd", "Cost of priced requests (USD)", ["provider", "model"], registry=r)
+        self.quota_rejections = Counter(PREFIX + "quota_rejections", "Requests refused by a quota or rate limit",
+                                        ["scope", "limit"], registry=r)
+        self.in_flight = Gauge(PREFIX + "in_flight_requests", "Proxy requests being served", registry=r)
+        self.in_flight_streams = Gauge(PREFIX + "in_flight_streams", "SSE responses being streamed", registry=r)
+        self._collector: _RecorderCollector | None = None
+        self._labels: dict[str | None, str] = {}
+
+    @property
+    def pricing(self) -> PriceTable:
+        """The price table whose models get their own label (set from the app's overrides)."""
+        return self._pricing
+
+    @pricing.setter
+    def pricing(self, table: PriceTable) -> None:
+        self._pricing = table
+        self._labels = {}
+
+    def model_label(self, model: str | None) -> str:
+        """The canonical name of a priced model, else ``other`` (bounded label values)."""
+        label = self._labels.get(model)
+        if label is None:
+            label = (canonical_model(model) or "other") if self.pricing.knows(model) else "other"
+            if len(self._labels) < 4096:
+                self._labels[model] = label
+        return label
+
+    def observe(self, event: UsageEvent) -> None:
+        """Count one finished request (call after its cost is set)."""
+        model = self.model_label(event.model)
+        self.requests.labels(event.provider, model, str(event.status)).inc()
+        if event.fallback_reason:
+            self.fallbacks.labels(event.fallback_reason).inc()
+        self.duration.labels(event.provider, str(event.streamed).lower()).observe(event.latency_ms / 1000)
+        if event.ttft_ms is not None:
+            self.ttft.labels(event.provider).observe(event.ttft_ms / 1000)
+        for label, name in _TOKEN_TYPES:
+            value = getattr(event, name)
+            if value:
+                self.tokens.labels(event.provider, model, label).inc(value)
+        if event.cost_usd_micros:
+            self.cost.labels(event.provider, model).inc(event.cost_usd_micros / 1_000_000)
+
+    def quota_rejected(self, scope: str, limit: str) -> None:
+        self.quota_rejections.labels(scope, limit).inc()
+
+    def watch(self, recorder: Any) -> None:
+        """Export ``recorder``'s depth / write_failures / written / dropped (read at scrape time);
+        a later call (the app's lifespan run again) switches to the new recorder."""
+        if self._collector is None:
+            self._collector = _RecorderCollector(recorder)
+            self.registry.register(self._collector)
+        else:
+            self._collector.recorder = recorder
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+ASGIApp = Callable[..., Any]
+
+
+class InFlightMiddleware:
+    """Pure ASGI middleware (streaming-safe): counts proxy requests in flight, and SSE responses
+    while they stream, until the last body chunk is sent or the client goes away."""
+
+    def __init__(self, app: ASGIApp, metrics: ProxyMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not any(m in scope.get("path", "") for m in _PROXY_PATH_MARKERS):
+            await self.app(scope, receive, send)
+            return
+        streaming = False
+        metrics = self.metrics
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                content_type = dict(message.get("headers") or []).get(b"content-type", b"")
+                if content_type.startswith(b"text/event-stream"):
+                    streaming = True
+                    metrics.in_flight_streams.inc()
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and streaming:
+                streaming = False
+                metrics.in_flight_streams.dec()
+            await send(message)
+
+        metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            metrics.in_flight.dec()
+            if streaming:
+                metrics.in_flight_streams.dec()
