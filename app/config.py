@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     bedrock_read_timeout_s: float = Field(600.0, gt=0)
     bedrock_inference_profile_prefix: str = "us"  # us | eu | apac | global
     bedrock_model_map: dict[str, str] = Field(default_factory=dict)  # Anthropic id -> Bedrock id / profile
+    bedrock_ping_interval_s: float = Field(10.0, gt=0)  # SSE ping while Bedrock is silent
     kms_key_id: str | None = None  # unset: Bedrock API keys encrypted with a key derived from secret_key
     kms_endpoint_url: str | None = None
     force_fallback: bool = False  # send every request to Bedrock (testing)

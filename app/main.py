@@ -12,14 +12,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from app.admin.model_map import ModelMapAdmin
 from app.admin.routes import router as admin_router
 from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
+from app.bedrock.client import BedrockRuntime
+from app.bedrock.models import MODELS
 from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_secrets
 from app.config import Settings, get_settings
+from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
 from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.bedrock_path import BedrockKeys, BedrockPath
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.forward import FallbackOptions, Forwarder
 from app.proxy.responses import error_response
@@ -31,9 +36,11 @@ from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
 from app.store.limits import INDEXES as LIMIT_INDEXES
 from app.store.limits import RateCounterRepository
+from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.mongo import ensure_indexes, open_store
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
+from app.ui.routes import router as ui_router
 from app.usage.buckets import Retention
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
 from app.usage.pricing import PriceTable
@@ -84,19 +91,35 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
+    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id, region=settings.bedrock_region,
+                         kms_endpoint_url=settings.kms_endpoint_url)
+    bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
+                                     connect_timeout_s=settings.bedrock_connect_timeout_s,
+                                     read_timeout_s=settings.bedrock_read_timeout_s)
+    model_map_repo = ModelMapRepository(store.db)
+    model_map = ModelMapCache(model_map_repo, settings.bedrock_model_map)
+    bedrock_keys = BedrockKeys(keys, cipher)
+    bedrock = BedrockPath(bedrock_runtime, bedrock_keys, model_map=model_map,
+                          profile_prefix=settings.bedrock_inference_profile_prefix,
+                          ping_interval_s=settings.bedrock_ping_interval_s)
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
-                           rotate_grace_s=settings.key_rotate_grace_s),
+                           rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
+                           on_bedrock_key_change=bedrock_keys.forget),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas,
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas, bedrock=bedrock,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),
                                                       cache_ttl_s=settings.cooldown_cache_ttl_s,
                                                       failure_threshold=settings.circuit_failure_threshold,
                                                       window_s=settings.circuit_window_s,
                                                       open_s=settings.circuit_open_s),
                             options=fallback_options(settings)),
-        secret_key=secrets.secret_key, metrics=metrics, pricing=pricing, quotas=quotas)
+        secret_key=secrets.secret_key, metrics=metrics, pricing=pricing, quotas=quotas,
+        bedrock_runtime=bedrock_runtime, cipher=cipher,
+        model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
+                                profile_prefix=settings.bedrock_inference_profile_prefix,
+                                known_models=tuple(MODELS)))
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
         await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
@@ -126,6 +149,10 @@ async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
     await services.recorder.aclose()
     await services.upstream.aclose()
+    if services.bedrock_runtime is not None:
+        await services.bedrock_runtime.aclose()
+    if services.cipher is not None:
+        await services.cipher.aclose()
     services.store.close()
 
 
@@ -149,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(proxy_router)
     app.include_router(admin_router)
     app.include_router(usage_router)
+    app.include_router(ui_router)
     app.add_middleware(InFlightMiddleware, metrics=metrics)
     _add_ops_routes(app)
     _add_error_handlers(app)

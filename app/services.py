@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from app.admin.model_map import ModelMapAdmin
 from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
@@ -41,3 +43,6 @@ class Services:
     metrics: ProxyMetrics | None = None
     pricing: PriceTable | None = None
     quotas: QuotaAdmission | None = None  # None when settings.quotas_enabled is false
+    bedrock_runtime: Any = None  # app.bedrock.client.BedrockRuntime
+    cipher: Any = None  # app.crypto.envelope.Cipher (Bedrock API keys)
+    model_map: ModelMapAdmin | None = None

@@ -26,4 +26,7 @@ for dir in tests/e2e tests/ui; do
   fi
 done
 
+# Lint first (unused and undefined names, syntax errors): seconds, and it fails the run.
+.venv/bin/ruff check --quiet app tests bench infra scripts
+
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -25,11 +25,31 @@ SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 CLIENT_API_KEY = "sk-ant-api03-client-credential-for-tests"
 
 
+# Fake AWS credentials for the whole run, so botocore never looks for real ones (no IMDS calls).
+AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "AKIATESTTESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret-access-key",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+# Where Bedrock calls go when a test does not start a fake Bedrock: a closed loopback port.
+NO_BEDROCK_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_aws_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in AWS_TEST_ENV.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        yield
+
+
 def make_settings(upstream_url: str, **overrides: Any) -> Settings:
-    """Test settings: embedded store, fixed secrets, fast usage flushes."""
+    """Test settings: embedded store, fixed secrets, fast usage flushes. Bedrock goes to a closed
+    loopback port and the default policy is ``anthropic_only`` unless a test says otherwise
+    (Bedrock tests pass ``bedrock_endpoint_url`` of a fake Bedrock and a policy)."""
     values: dict[str, Any] = dict(
         anthropic_base_url=upstream_url, secret_key=SECRET_KEY, admin_password=ADMIN_PASSWORD,
-        usage_flush_interval_s=0.05, cookie_secure=False, read_timeout_s=30.0, connect_timeout_s=5.0)
+        usage_flush_interval_s=0.05, cookie_secure=False, read_timeout_s=30.0, connect_timeout_s=5.0,
+        bedrock_endpoint_url=NO_BEDROCK_URL, default_fallback_policy="anthropic_only")
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

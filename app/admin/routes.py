@@ -105,6 +105,21 @@ class LimitsPatch(BaseModel):
     limits: dict[str, Any] | None = None
 
 
+class KeyPatch(LimitsPatch):
+    """Also ``fallback_policy``: anthropic_first | bedrock_only | anthropic_only (null: the default)."""
+
+    fallback_policy: str | None = None
+
+
+class BedrockKeyIn(BaseModel):
+    api_key: str = Field(min_length=1, max_length=4096, description="Amazon Bedrock API key (write-only)")
+
+
+class ModelMapIn(BaseModel):
+    bedrock_model_id: str = Field(min_length=1, max_length=256,
+                                  description="Bedrock model id or inference profile id/ARN")
+
+
 @router.patch("/users/{user_id}")
 async def patch_user(user_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
                      admin: AdminDep) -> dict[str, Any]:
@@ -115,9 +130,53 @@ async def patch_user(user_id: str, body: LimitsPatch, request: Request, services
 
 
 @router.patch("/access-keys/{key_id}")
-async def patch_key(key_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
+async def patch_key(key_id: str, body: KeyPatch, request: Request, services: ServicesDep,
                     admin: AdminDep) -> dict[str, Any]:
-    """Set one access key's quotas and rate limits (checked in addition to its user's)."""
-    if "limits" not in body.model_fields_set:
-        raise InvalidRequest("nothing to update: send {\"limits\": {...}}")
-    return public_key(await services.admin.set_limits(actor(request, admin), "access_key", key_id, body.limits))
+    """Set one access key's quotas and rate limits (checked in addition to its user's) and/or its
+    ``fallback_policy``."""
+    fields = body.model_fields_set & {"limits", "fallback_policy"}
+    if not fields:
+        raise InvalidRequest("nothing to update: send {\"limits\": {...}} and/or {\"fallback_policy\": ...}")
+    who = actor(request, admin)
+    doc = None
+    if "fallback_policy" in fields:
+        doc = await services.admin.set_key_policy(who, key_id, body.fallback_policy)
+    if "limits" in fields:
+        doc = await services.admin.set_limits(who, "access_key", key_id, body.limits)
+    return public_key(doc)
+
+
+@router.post("/access-keys/{key_id}/bedrock-key")
+async def set_bedrock_key(key_id: str, body: BedrockKeyIn, request: Request, services: ServicesDep,
+                          admin: AdminDep) -> dict[str, Any]:
+    """Register or replace the Bedrock API key this access key's fallbacks use (write-only: it is
+    stored envelope-encrypted and never returned)."""
+    return public_key(await services.admin.set_bedrock_key(actor(request, admin), key_id, body.api_key))
+
+
+@router.delete("/access-keys/{key_id}/bedrock-key")
+async def delete_bedrock_key(key_id: str, request: Request, services: ServicesDep,
+                             admin: AdminDep) -> dict[str, Any]:
+    """Remove the Bedrock API key: fallbacks use the proxy's own AWS credentials again."""
+    return public_key(await services.admin.clear_bedrock_key(actor(request, admin), key_id))
+
+
+@router.get("/model-map")
+async def get_model_map(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    """The Anthropic -> Bedrock model mapping in force: built-in table, ``PROXY_BEDROCK_MODEL_MAP``
+    and admin overrides (``source`` says which)."""
+    return await services.model_map.describe()
+
+
+@router.put("/model-map/{anthropic_model}")
+async def put_model_map(anthropic_model: str, body: ModelMapIn, request: Request, services: ServicesDep,
+                        admin: AdminDep) -> dict[str, Any]:
+    """Override where one Anthropic model id goes on Bedrock (all replicas within 30 s)."""
+    return await services.model_map.put(actor(request, admin), anthropic_model, body.bedrock_model_id)
+
+
+@router.delete("/model-map/{anthropic_model}")
+async def delete_model_map(anthropic_model: str, request: Request, services: ServicesDep,
+                           admin: AdminDep) -> dict[str, Any]:
+    """Remove an admin override (the settings or the built-in table apply again)."""
+    return await services.model_map.delete(actor(request, admin), anthropic_model)

@@ -6,11 +6,14 @@ only their HMAC is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from app.auth.access import AccessKeyResolver
 from app.auth.keys import display_prefix, generate_access_key, hash_access_key
+from app.crypto.envelope import Cipher, bedrock_key_context
 from app.errors import InvalidRequest, NotFound
 from app.store.access_keys import AccessKeyDoc, AccessKeyRepository
 from app.store.audit import AuditRepository
@@ -18,6 +21,7 @@ from app.store.users import UserDoc, UserRepository
 from app.usage.quotas import merge_limits
 
 FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
+BEDROCK_KEY_MAX_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,13 @@ class AdminService:
     """Users and keys. Raises NotFound (404) for unknown ids, InvalidRequest (400) for bad input."""
 
     def __init__(self, users: UserRepository, keys: AccessKeyRepository, audit: AuditRepository,
-                 resolver: AccessKeyResolver, secret_key: bytes, *, rotate_grace_s: int = 0) -> None:
+                 resolver: AccessKeyResolver, secret_key: bytes, *, rotate_grace_s: int = 0,
+                 cipher: Cipher | None = None, on_bedrock_key_change: Callable[[str], None] | None = None) -> None:
         self.users, self.keys, self.audit = users, keys, audit
         self._resolver, self._secret = resolver, secret_key
         self._rotate_grace_s = rotate_grace_s
+        self._cipher = cipher
+        self._on_bedrock_key_change = on_bedrock_key_change or (lambda _key_id: None)
 
     async def create_user(self, actor: Actor, name: str, email: str | None) -> UserDoc:
         name = name.strip()
@@ -86,7 +93,12 @@ class AdminService:
         doc = await self.keys.create(user_id=old["user_id"], key_hash=hash_access_key(self._secret, key),
                                      prefix=display_prefix(key), name=old.get("name"),
                                      fallback_policy=old.get("fallback_policy"))
-        carried = {k: old[k] for k in ("limits", "bedrock_key") if old.get(k)}
+        carried: dict[str, Any] = {"limits": old["limits"]} if old.get("limits") else {}
+        if old.get("bedrock_key") and self._cipher is not None:
+            # The envelope is bound to the old key's id: re-seal it for the new one.
+            plaintext = await self._cipher.decrypt(old["bedrock_key"], bedrock_key_context(key_id))
+            carried["bedrock_key"] = await self._cipher.encrypt(plaintext, bedrock_key_context(doc["_id"]))
+            carried["bedrock_key_set_at"] = old.get("bedrock_key_set_at")
         if carried:
             doc = await self.keys.update(doc["_id"], carried) or doc
         await self.keys.expire_after(key_id, self._rotate_grace_s)
@@ -114,6 +126,43 @@ class AdminService:
         await self.audit.write(actor=actor.username, ip=actor.ip, action="key.policy", target_type="access_key",
                                target_id=key_id, details={"fallback_policy": fallback_policy})
         return doc
+
+    async def set_bedrock_key(self, actor: Actor, key_id: str, api_key: str) -> AccessKeyDoc:
+        """Register (or replace) the Amazon Bedrock API key this access key's fallbacks use, as a
+        bearer token instead of the default AWS credential chain. Stored envelope-encrypted
+        (app/crypto/envelope.py), bound to ``key_id``; never returned. Raises InvalidRequest (400)
+        for an empty or oversized key, NotFound (404)."""
+        api_key = api_key.strip()
+        if not api_key or len(api_key) > BEDROCK_KEY_MAX_CHARS or any(c.isspace() for c in api_key):
+            raise InvalidRequest("bedrock api_key: must be a non-empty token without spaces "
+                                 f"(at most {BEDROCK_KEY_MAX_CHARS} characters)")
+        if self._cipher is None:
+            raise InvalidRequest("this proxy has no cipher configured for Bedrock API keys")
+        current = await self.get_key(key_id)
+        envelope = await self._cipher.encrypt(api_key.encode(), bedrock_key_context(key_id))
+        doc = await self.keys.update(key_id, {"bedrock_key": envelope, "bedrock_key_set_at": datetime.now(UTC)})
+        if doc is None:
+            raise NotFound(f"access key {key_id!r} not found")
+        self._bedrock_key_changed(doc)
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.bedrock_key.set",
+                               target_type="access_key", target_id=key_id,
+                               details={"replaced": bool(current.get("bedrock_key")), "kek": envelope["kek"]})
+        return doc
+
+    async def clear_bedrock_key(self, actor: Actor, key_id: str) -> AccessKeyDoc:
+        """Remove the registered Bedrock API key (fallbacks use the default AWS chain again)."""
+        await self.get_key(key_id)
+        doc = await self.keys.unset(key_id, "bedrock_key", "bedrock_key_set_at")
+        if doc is None:
+            raise NotFound(f"access key {key_id!r} not found")
+        self._bedrock_key_changed(doc)
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="key.bedrock_key.delete",
+                               target_type="access_key", target_id=key_id, details={})
+        return doc
+
+    def _bedrock_key_changed(self, doc: AccessKeyDoc) -> None:
+        self._resolver.forget(doc["key_hash"])
+        self._on_bedrock_key_change(doc["_id"])
 
     async def set_limits(self, actor: Actor, target_type: str, target_id: str,
                          patch: dict[str, Any] | None) -> dict[str, Any]:
@@ -156,7 +205,7 @@ def public_key(doc: AccessKeyDoc) -> dict[str, Any]:
             "status": doc.get("status"), "created_at": doc.get("created_at"),
             "last_used_at": doc.get("last_used_at"), "expires_at": doc.get("expires_at"),
             "fallback_policy": doc.get("fallback_policy"), "limits": doc.get("limits") or {},
-            "has_bedrock_key": bool(doc.get("bedrock_key"))}
+            "has_bedrock_key": bool(doc.get("bedrock_key")), "bedrock_key_set_at": doc.get("bedrock_key_set_at")}
 
 
 def public_user(doc: UserDoc) -> dict[str, Any]:

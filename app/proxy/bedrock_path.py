@@ -22,17 +22,19 @@ import anyio
 from cachetools import TTLCache
 from starlette.responses import Response
 
-from app.bedrock.client import BedrockRuntime, is_signature_error
+from app.bedrock.client import BedrockRuntime
 from app.bedrock.models import BedrockModel, resolve_model
-from app.bedrock.request import strip_foreign_thinking, to_converse_request
+from app.bedrock.request import dropped_fields, to_converse_request
 from app.bedrock.response import new_message_id, to_message
 from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
 from app.bedrock.tokens import estimate_input_tokens
-from app.errors import InvalidRequest, ProxyError, sse_error_event
+from app.crypto.envelope import DecryptionError, bedrock_key_context
+from app.errors import ApiError, InvalidRequest, ProxyError, sse_error_event
 from app.proxy.headers import PROVIDER_HEADER
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
 from app.proxy.sse import usage_from_message
+from app.proxy.thinking import THINKING_STRIPPED, has_replayed_thinking, is_signature_rejection, strip_foreign_thinking
 from app.store.model_map import ModelMapCache
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,12 @@ class BedrockKeys:
         envelope = (doc or {}).get("bedrock_key")
         token = None
         if envelope:
-            plaintext = await self._cipher.decrypt(envelope, {"access_key_id": access_key_id})
-            token = plaintext.decode()
+            try:
+                token = (await self._cipher.decrypt(envelope, bedrock_key_context(access_key_id))).decode()
+            except DecryptionError as exc:
+                log.error("stored Bedrock API key for %s cannot be decrypted: %s", access_key_id, exc)
+                raise ApiError("the Bedrock API key registered for this access key cannot be decrypted "
+                               "(was PROXY_SECRET_KEY or the KMS key changed?); an admin must register it again") from None
         self._cache[access_key_id] = token
         return token
 
@@ -88,24 +94,27 @@ class BedrockPath:
         if preq.stream:
             return await self._stream(preq, model, bearer, headers, done)
         response = await self._with_signature_retry(
-            preq, model, done, lambda request: self._runtime.converse(request, bearer_token=bearer))
-        message = to_message(response, model=preq.model or model.anthropic_model)
+            preq, model, lambda request: self._runtime.converse(request, bearer_token=bearer))
+        message = to_message(response, model=preq.model or model.anthropic_model,
+                             stop_sequences=preq.params.get("stop_sequences"))
         done(status=200, usage=usage_from_message(message.get("usage")))
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         return raw_response(body, 200, [("content-type", "application/json"), *headers])
 
-    async def _with_signature_retry(self, preq: ProxyRequest, model: BedrockModel, done: _Finisher,
+    async def _with_signature_retry(self, preq: ProxyRequest, model: BedrockModel,
                                     call: Callable[[dict[str, Any]], Any]) -> Any:
         """Call Bedrock; if it rejects a replayed thinking signature (signed by Anthropic), retry
         once with the foreign thinking blocks removed, and record that it happened."""
         request = to_converse_request(preq.params, model, betas=preq.betas)
+        if dropped := dropped_fields(preq.params):
+            log.debug("fields not sent to bedrock: %s", ", ".join(sorted(dropped)))
         try:
             return await call(request)
         except InvalidRequest as exc:
-            if not is_signature_error(exc):
+            if not (has_replayed_thinking(preq.params) and is_signature_rejection(exc.message)):
                 raise
             log.info("bedrock rejected a replayed thinking signature; retrying without thinking blocks")
-            done.notes.append("thinking_stripped")
+            preq.notes.append(THINKING_STRIPPED)
             return await call(to_converse_request(strip_foreign_thinking(preq.params), model, betas=preq.betas))
 
     async def _count_tokens(self, preq: ProxyRequest, model: BedrockModel, bearer: str | None,
@@ -135,8 +144,9 @@ class BedrockPath:
                 first = None
             return iterator, first
 
-        iterator, first = await self._with_signature_retry(preq, model, done, open_stream)
-        translator = StreamTranslator(preq.model or model.anthropic_model, new_message_id())
+        iterator, first = await self._with_signature_retry(preq, model, open_stream)
+        translator = StreamTranslator(preq.model or model.anthropic_model, new_message_id(),
+                                      stop_sequences=preq.params.get("stop_sequences"))
         body = self._relay(preq, iterator, first, translator, done)
         return streaming_response(body, 200, [("content-type", "text/event-stream; charset=utf-8"),
                                               ("cache-control", "no-cache"), *headers])
@@ -176,6 +186,9 @@ class BedrockPath:
             with anyio.CancelScope(shield=True):
                 if pending is not None and not pending.done():
                     pending.cancel()
+                    # Let the cancellation land before closing: aclose() on a generator that is
+                    # still running raises instead of closing.
+                    await asyncio.wait({pending})
                 close = getattr(iterator, "aclose", None)
                 if close is not None:
                     try:
@@ -189,13 +202,11 @@ class _Finisher:
 
     def __init__(self, finish: Finish, preq: ProxyRequest, model: BedrockModel, reason: str) -> None:
         self._finish, self._preq, self._model, self._reason = finish, preq, model, reason
-        self.notes: list[str] = []
         self.called = False
 
     def __call__(self, *, status: int, usage: dict[str, int], **extra: Any) -> None:
         if self.called:
             return
         self.called = True
-        reason = "+".join([self._reason, *self.notes])
         self._finish(self._preq, provider="bedrock", status=status, usage=usage,
-                     provider_model=self._model.model_id, fallback_reason=reason, **extra)
+                     provider_model=self._model.model_id, fallback_reason=self._reason, **extra)

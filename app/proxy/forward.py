@@ -39,6 +39,8 @@ from app.proxy.headers import client_response_headers, require_client_credential
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
 from app.proxy.sse import UsageTap, usage_from_message
+from app.proxy.thinking import (THINKING_STRIPPED, error_message, has_replayed_thinking, is_signature_rejection,
+                                strip_foreign_thinking)
 from app.usage.events import UsageEvent
 from app.usage.recorder import UsageRecorder
 
@@ -136,16 +138,36 @@ class Forwarder:
                 raise fallback.error from None
             raise
 
-    async def _via_anthropic(self, preq: ProxyRequest, *, may_fall_back: bool) -> Response:
-        stack = AsyncExitStack()
+    async def _open_anthropic(self, preq: ProxyRequest, body: bytes, stack: AsyncExitStack,
+                              may_fall_back: bool) -> httpx.Response:
         try:
-            upstream = await stack.enter_async_context(self._upstream.send(
-                preq.path, preq.query, upstream_request_headers(preq.raw_headers), preq.body))
+            return await stack.enter_async_context(self._upstream.send(
+                preq.path, preq.query, upstream_request_headers(preq.raw_headers), body))
         except ProxyError as exc:
             decision = decide_on_error(exc)
             if may_fall_back and decision.fall_back:
                 raise _FallBack(decision, None, exc) from None
             raise
+
+    async def _via_anthropic(self, preq: ProxyRequest, *, may_fall_back: bool) -> Response:
+        stack = AsyncExitStack()
+        upstream = await self._open_anthropic(preq, preq.body, stack, may_fall_back)
+        if upstream.status_code == 400 and preq.endpoint == "messages" and has_replayed_thinking(preq.params):
+            async with stack:
+                rejected = await _read_quietly(upstream)
+            if not is_signature_rejection(error_message(rejected)):
+                headers = client_response_headers(upstream.headers.multi_items(), "anthropic")
+                self.finish(preq, provider="anthropic", status=400, error_type="invalid_request_error",
+                            request_id=upstream.headers.get("request-id"))
+                return raw_response(rejected, 400, headers)
+            # Thinking blocks signed by Bedrock (after a fallback): retry once without them. This is
+            # the one case where the body is re-serialized instead of forwarded byte for byte.
+            log.info("anthropic rejected a replayed thinking signature; retrying without thinking blocks")
+            preq.notes.append(THINKING_STRIPPED)
+            stripped = json.dumps(strip_foreign_thinking(preq.params), separators=(",", ":"),
+                                  ensure_ascii=False).encode()
+            stack = AsyncExitStack()
+            upstream = await self._open_anthropic(preq, stripped, stack, may_fall_back)
         headers = client_response_headers(upstream.headers.multi_items(), "anthropic")
         if upstream.status_code != 200 and may_fall_back:
             decision = decide_on_status(
@@ -212,7 +234,7 @@ class Forwarder:
             provider=provider, model=preq.model, provider_model=provider_model or preq.model,  # type: ignore[arg-type]
             endpoint=preq.endpoint, status=status, streamed=streamed or preq.stream,
             latency_ms=round(latency_ms, 3), ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
-            fallback_reason=fallback_reason, request_id=request_id,
+            fallback_reason=fallback_reason, request_id=request_id, notes=list(preq.notes),
             input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
             cache_creation_input_tokens=usage.get("cache_creation_input_tokens", 0),
             cache_creation_1h_input_tokens=usage.get("cache_creation_1h_input_tokens", 0),
@@ -223,7 +245,7 @@ class Forwarder:
             "user_id": preq.principal.user_id, "access_key_id": preq.principal.access_key_id,
             "endpoint": preq.endpoint, "model": preq.model, "provider": provider,
             "provider_model": event.provider_model, "status": status, "error_type": error_type,
-            "stream": event.streamed, "fallback_reason": fallback_reason,
+            "stream": event.streamed, "fallback_reason": fallback_reason, "notes": event.notes or None,
             "input_tokens": event.input_tokens, "output_tokens": event.output_tokens,
             "cache_creation_input_tokens": event.cache_creation_input_tokens,
             "cache_read_input_tokens": event.cache_read_input_tokens,

@@ -62,9 +62,9 @@ class AccessKeyRepository:
         return await self._keys.find_one_and_update(
             {"_id": key_id}, {"$set": fields}, return_document=ReturnDocument.AFTER)
 
-    async def unset(self, key_id: str, field: str) -> AccessKeyDoc | None:
+    async def unset(self, key_id: str, *fields: str) -> AccessKeyDoc | None:
         return await self._keys.find_one_and_update(
-            {"_id": key_id}, {"$unset": {field: ""}}, return_document=ReturnDocument.AFTER)
+            {"_id": key_id}, {"$unset": {field: "" for field in fields}}, return_document=ReturnDocument.AFTER)
 
     async def touch_last_used(self, key_id: str, when: datetime) -> None:
         await self._keys.update_one({"_id": key_id}, {"$set": {"last_used_at": when}})

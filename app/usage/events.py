@@ -43,6 +43,7 @@ class UsageEvent:
     ttft_ms: float | None = None
     fallback_reason: str | None = None
     request_id: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. ["thinking_stripped"]
     cost_usd_micros: int | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     event_id: str = field(default_factory=new_event_id)

@@ -8,6 +8,8 @@ Mock secret values are distinctive strings so tests can prove they never reach a
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import runpy
 from collections.abc import Iterator, Mapping
@@ -227,6 +229,12 @@ def run_program(config: Mapping[str, Any]) -> ProgramRun:
     """Run infra/__main__.py under fresh mocks with ``config`` (bare keys get the project prefix;
     ``aws:*`` keys are kept). Returns the recorded resources and resolved outputs."""
     mocks = RecordingMocks()
+    # Pulumi's mocks need a current event loop in this thread; an earlier asyncio.run() (other
+    # test packages) leaves none behind.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, monitor=RecordingMonitor(mocks))
     full = {key if ":" in key else f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
     pulumi.runtime.set_all_config(full, secret_keys=[f"{PROJECT}:{k}" for k in SECRET_CONFIG_KEYS if k in config])

@@ -1,0 +1,261 @@
+"""BedrockRuntime: the proxy's only Amazon Bedrock I/O (Converse, ConverseStream, CountTokens)
+over aiobotocore, with every failure translated to a ProxyError by ``map_bedrock_error``.
+
+Clients are long-lived (the first costs ~100 ms, later ones a few ms thanks to a shared botocore
+data loader; either way never per request): one for the default AWS credential chain
+(the ECS task role), created on first use, and one per Bedrock API key (bearer token), kept in a
+bounded LRU keyed by the token's SHA-256 and closed when evicted and no longer in use.
+botocore retries are off (``total_max_attempts: 1``): the proxy decides what to retry.
+
+Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
+/API_runtime_ConverseStream.html, /API_runtime_CountTokens.html, and for API keys
+https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.credentials import AioCredentialResolver
+from aiobotocore.httpsession import AIOHTTPSession
+from aiobotocore.session import AioSession
+from botocore.loaders import Loader, create_loader
+from botocore.tokens import FrozenAuthToken, TokenProviderChain
+from cachetools import LRUCache
+
+from app.bedrock.errors import BEDROCK_ERRORS, map_bedrock_error
+from app.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "bedrock-runtime"
+
+
+def token_key(bearer_token: str) -> str:
+    """The cache key for a bearer token: its SHA-256, hex (the token itself is never a key)."""
+    return hashlib.sha256(bearer_token.encode()).hexdigest()
+
+
+@functools.cache
+def data_loader() -> Loader:
+    """One botocore data loader for every session: it caches the parsed service model and
+    endpoint rules, which are most of a new client's cost (~100 ms -> ~5 ms)."""
+    return create_loader()
+
+
+class _StaticTokenProvider:
+    """A botocore token provider that always returns one Bedrock API key."""
+
+    METHOD = "static"
+
+    def __init__(self, token: str) -> None:
+        self._token = FrozenAuthToken(token)
+
+    def load_token(self, **kwargs: Any) -> FrozenAuthToken:
+        return self._token
+
+
+def _socket_factory(options: Sequence[tuple[int, int, int]]) -> Any:
+    def factory(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        for level, name, value in options:
+            try:
+                sock.setsockopt(level, name, value)
+            except OSError:  # e.g. TCP options on a non-TCP socket
+                pass
+        return sock
+    return factory
+
+
+class SocketOptionsAIOHTTPSession(AIOHTTPSession):
+    """aiobotocore's HTTP session, but applying botocore's ``socket_options`` (which carry
+    ``tcp_keepalive=True`` as SO_KEEPALIVE); aiobotocore 2.25 ignores them ("TODO: handle
+    socket_options" in aiobotocore/httpsession.py). Keepalive keeps idle connections of long
+    thinking streams from being silently dropped by NAT gateways."""
+
+    def __init__(self, *args: Any, socket_options: Sequence[tuple[int, int, int]] | None = None,
+                 connector_args: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        connector_args = dict(connector_args or {})
+        if socket_options:
+            connector_args.setdefault("socket_factory", _socket_factory(list(socket_options)))
+        super().__init__(*args, socket_options=socket_options, connector_args=connector_args, **kwargs)
+
+
+@dataclass
+class _Pooled:
+    """A live client; ``in_use`` counts calls and open streams; ``retired`` once evicted."""
+
+    client: Any
+    context: Any  # the ClientCreatorContext whose __aexit__ closes the client
+    in_use: int = 0
+    retired: bool = False
+    closed: bool = False
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                await self.context.__aexit__(None, None, None)
+            except Exception:  # noqa: BLE001 - closing is best-effort
+                log.debug("closing a bedrock client failed", exc_info=True)
+
+
+class _ClientCache(LRUCache):
+    """LRUCache that remembers evicted values, so the async caller can close them."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.evicted: list[_Pooled] = []
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, value = super().popitem()
+        self.evicted.append(value)
+        return key, value
+
+
+class BedrockRuntime:
+    """Async Bedrock Runtime calls. Times in seconds. All methods raise ProxyError (see
+    ``map_bedrock_error``); ``bearer_token`` selects a Bedrock API key instead of the default
+    AWS credential chain. Call ``aclose()`` on shutdown."""
+
+    def __init__(self, region: str, *, endpoint_url: str | None = None, connect_timeout_s: float = 10.0,
+                 read_timeout_s: float = 600.0, max_pool_connections: int = 100,
+                 max_bearer_clients: int = 256) -> None:
+        self.region, self.endpoint_url = region, endpoint_url
+        self._config_options: dict[str, Any] = dict(
+            region_name=region, connect_timeout=connect_timeout_s, read_timeout=read_timeout_s,
+            max_pool_connections=max_pool_connections, tcp_keepalive=True,
+            retries={"total_max_attempts": 1, "mode": "standard"})
+        self._default: _Pooled | None = None
+        self._bearer = _ClientCache(max_bearer_clients)
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def _config(self, *, bearer: bool) -> AioConfig:
+        options = dict(self._config_options)
+        if bearer:
+            options["signature_version"] = "bearer"  # Authorization: Bearer <key>, no SigV4
+        return AioConfig(http_session_cls=SocketOptionsAIOHTTPSession, **options)
+
+    async def _create(self, bearer_token: str | None) -> _Pooled:
+        session = AioSession()
+        session.register_component("data_loader", data_loader())
+        if bearer_token is not None:
+            # This client authenticates with this key only: no env token, no AWS credentials
+            # (an empty chain also avoids a pointless IMDS/ECS credential lookup).
+            session.register_component("token_provider", TokenProviderChain([_StaticTokenProvider(bearer_token)]))
+            session.register_component("credential_provider", AioCredentialResolver(providers=[]))
+        context = session.create_client(SERVICE_NAME, region_name=self.region, endpoint_url=self.endpoint_url,
+                                        config=self._config(bearer=bearer_token is not None))
+        client = await context.__aenter__()
+        return _Pooled(client, context)
+
+    async def client_for(self, bearer_token: str | None = None) -> Any:
+        """The long-lived aiobotocore client for this credential (created once). For tests."""
+        return (await self._acquire(bearer_token)).client
+
+    async def _acquire(self, bearer_token: str | None) -> _Pooled:
+        if self._closed:
+            raise ApiError("Bedrock: client is closed")
+        key = token_key(bearer_token) if bearer_token is not None else None
+        pooled = self._default if key is None else self._bearer.get(key)
+        if pooled is not None:
+            return pooled
+        async with self._lock:
+            pooled = self._default if key is None else self._bearer.get(key)
+            if pooled is not None:
+                return pooled
+            try:
+                pooled = await self._create(bearer_token)
+            except BEDROCK_ERRORS as exc:
+                raise map_bedrock_error(exc) from exc
+            if key is None:
+                log.info("bedrock client created (region=%s, credentials=default chain)", self.region)
+                self._default = pooled
+            else:
+                log.debug("bedrock client created (region=%s, api key sha256=%s...)", self.region, key[:8])
+                self._bearer[key] = pooled
+                evicted, self._bearer.evicted = self._bearer.evicted, []
+                for old in evicted:
+                    old.retired = True
+                    if old.in_use == 0:
+                        await old.close()
+            return pooled
+
+    @asynccontextmanager
+    async def _lease(self, bearer_token: str | None) -> AsyncIterator[Any]:
+        """The client for a call; an evicted client is closed when its last lease ends."""
+        pooled = await self._acquire(bearer_token)
+        pooled.in_use += 1
+        try:
+            yield pooled.client
+        finally:
+            pooled.in_use -= 1
+            if pooled.retired and pooled.in_use == 0:
+                await pooled.close()
+
+    async def converse(self, request: dict[str, Any], *, bearer_token: str | None = None) -> dict[str, Any]:
+        """Converse. ``request``: botocore kwargs (modelId, messages, system, inferenceConfig,
+        toolConfig, additionalModelRequestFields, ...). Returns botocore's response dict
+        (output.message, stopReason, usage, metrics, ResponseMetadata)."""
+        async with self._lease(bearer_token) as client:
+            try:
+                return await client.converse(**request)
+            except BEDROCK_ERRORS as exc:
+                raise map_bedrock_error(exc) from exc
+
+    async def converse_stream(self, request: dict[str, Any], *,
+                              bearer_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """ConverseStream as an async generator of events, each a one-key dict in botocore's
+        shape: ``{"messageStart": {...}}``, ``{"contentBlockDelta": {...}}``, ...,
+        ``{"metadata": {"usage": {...}, "metrics": {"latencyMs": ...}}}``.
+
+        Nothing is sent until the first ``anext``. Errors before the first event and exception
+        frames or disconnects mid-stream raise ProxyError. Stopping early (``aclose()``, or a
+        cancelled consumer) closes the HTTP response, so its connection is not reused.
+        """
+        async with self._lease(bearer_token) as client:
+            try:
+                response = await client.converse_stream(**request)
+            except BEDROCK_ERRORS as exc:
+                raise map_bedrock_error(exc) from exc
+            stream = response["stream"]
+            try:
+                async for event in stream:
+                    yield event
+            except BEDROCK_ERRORS as exc:
+                raise map_bedrock_error(exc) from exc
+            finally:
+                stream.close()
+
+    async def count_tokens(self, model_id: str, converse_input: dict[str, Any], *,
+                           bearer_token: str | None = None) -> int:
+        """CountTokens for a Converse input (``messages``, ``system``, ``toolConfig``); returns
+        ``inputTokens`` (tokens)."""
+        async with self._lease(bearer_token) as client:
+            try:
+                response = await client.count_tokens(modelId=model_id, input={"converse": converse_input})
+            except BEDROCK_ERRORS as exc:
+                raise map_bedrock_error(exc) from exc
+        return int(response["inputTokens"])
+
+    async def aclose(self) -> None:
+        """Close every client (in-flight calls fail with a connection error)."""
+        async with self._lock:
+            self._closed = True
+            pooled = [p for p in (self._default, *self._bearer.values(), *self._bearer.evicted) if p]
+            self._default = None
+            self._bearer.clear()
+            self._bearer.evicted = []
+        for p in pooled:
+            await p.close()

@@ -1,0 +1,100 @@
+"""Bedrock failures -> the ProxyError the client sees (Anthropic's status and ``error.type``).
+
+Pure: no I/O. Used by app/bedrock/client.py for calls and for errors raised while iterating a
+ConverseStream. Source: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html#API_runtime_ConverseStream_Errors
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from app.errors import (
+    ApiError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    PermissionDenied,
+    ProxyError,
+    RateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+# Errors a Bedrock call or stream iteration can raise; anything else is a bug and propagates.
+BEDROCK_ERRORS: tuple[type[BaseException], ...] = (
+    ClientError, BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError)
+
+# Error codes (HTTP ``x-amzn-ErrorType`` or the stream's ``:exception-type``, first letter
+# upper-cased) -> ProxyError class. Unknown codes are ApiError.
+ERROR_CODES: dict[str, type[ProxyError]] = {
+    "ThrottlingException": RateLimited,
+    "ServiceQuotaExceededException": RateLimited,
+    "ValidationException": InvalidRequest,
+    "AccessDeniedException": PermissionDenied,
+    # STS/SigV4 and API-key rejections of the proxy's own AWS credential.
+    "UnrecognizedClientException": PermissionDenied,
+    "InvalidSignatureException": PermissionDenied,
+    "ExpiredTokenException": PermissionDenied,
+    "ResourceNotFoundException": NotFound,
+    "ModelTimeoutException": UpstreamTimeout,
+    "ServiceUnavailableException": Overloaded,
+    "ModelNotReadyException": Overloaded,
+    "InternalServerException": ApiError,
+    "ModelStreamErrorException": ApiError,
+    "ModelErrorException": ApiError,
+}
+
+
+def map_bedrock_error(exc: BaseException) -> ProxyError:
+    """A Bedrock call's exception -> the ProxyError the client should see. Pure; never raises.
+
+    =========================================================  ===================  ===========
+    Bedrock / transport error                                  ProxyError           status
+    =========================================================  ===================  ===========
+    ThrottlingException, ServiceQuotaExceededException         RateLimited          429
+    ValidationException, botocore ParamValidationError         InvalidRequest       400
+    AccessDeniedException (+ UnrecognizedClient,               PermissionDenied     403
+    InvalidSignature, ExpiredToken)
+    ResourceNotFoundException                                  NotFound             404
+    ModelTimeoutException                                      UpstreamTimeout      504
+    ServiceUnavailableException, ModelNotReadyException        Overloaded           529
+    InternalServerException, ModelStreamErrorException,        ApiError             500
+    ModelErrorException, any other ClientError / BotoCoreError
+    aiohttp.ClientError, EndpointConnectionError,              UpstreamUnavailable  502
+    ConnectionClosedError, ConnectTimeoutError
+    ReadTimeoutError, asyncio.TimeoutError (incl. aiohttp's    UpstreamTimeout      504
+    socket read timeouts mid-stream)
+    =========================================================  ===================  ===========
+
+    The same codes arrive as HTTP errors (``ClientError``) and as exception frames mid-stream
+    (``EventStreamError``, whose codes are camelCase member names such as
+    ``throttlingException``). Messages read ``"Bedrock: <Bedrock's message>"``; they never
+    include credentials (botocore messages carry only the operation, code and endpoint URL).
+    """
+    if isinstance(exc, ProxyError):
+        return exc
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+        code = str(error.get("Code") or "")
+        code = code[:1].upper() + code[1:]
+        message = str(error.get("Message") or code or exc)
+        return ERROR_CODES.get(code, ApiError)(f"Bedrock: {message}")
+    if isinstance(exc, ParamValidationError):
+        return InvalidRequest(f"Bedrock: {exc}")
+    # aiohttp's ServerTimeoutError is both a ClientError and a TimeoutError: timeouts first.
+    if isinstance(exc, (ReadTimeoutError, asyncio.TimeoutError)):
+        return UpstreamTimeout(f"Bedrock: read timed out ({type(exc).__name__})")
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError,
+                        aiohttp.ClientError)):
+        return UpstreamUnavailable(f"Bedrock: connection failed ({type(exc).__name__}: {exc})")
+    return ApiError(f"Bedrock: {type(exc).__name__}: {exc}")

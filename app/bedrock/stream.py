@@ -1,0 +1,173 @@
+"""ConverseStream events -> Anthropic Messages stream events (a sans-I/O state machine).
+
+In: botocore-parsed events, one key each: ``messageStart``, ``contentBlockStart`` (toolUse only),
+``contentBlockDelta`` (text | toolUse.input | reasoningContent.{text, signature, redactedContent}),
+``contentBlockStop``, ``messageStop {stopReason}``, ``metadata {usage, metrics}``.
+Out: ``message_start``, ``content_block_start/delta/stop``, ``message_delta``, ``message_stop``.
+
+Rules: Converse opens only toolUse blocks explicitly, so text and reasoning blocks are opened on
+their first non-empty delta (an empty text block is never emitted); Anthropic indices count the
+blocks actually emitted, so they may differ from ``contentBlockIndex``. Redacted reasoning arrives
+as bytes and goes out as one ``redacted_thinking`` block (start + stop) with base64 ``data``.
+``message_delta`` waits for ``metadata`` (the only event with usage) or ``finish()``.
+Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
+https://docs.anthropic.com/en/api/messages-streaming
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.bedrock.response import b64encode, to_stop_reason, to_stop_sequence, to_usage
+
+Event = dict[str, Any]
+
+
+def encode_sse(event: Event) -> bytes:
+    """``{"type": "ping"}`` -> ``b'event: ping\\ndata: {"type":"ping"}\\n\\n'`` (compact UTF-8 JSON)."""
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def ping_event() -> bytes:
+    """Anthropic's keep-alive frame."""
+    return encode_sse({"type": "ping"})
+
+
+class StreamTranslator:
+    """``feed(converse_event) -> [anthropic_event]``; ``finish()`` once at the end; ``usage`` any time."""
+
+    def __init__(self, model: str, message_id: str, *, stop_sequences: list[str] | None = None) -> None:
+        self._model, self._message_id = model, message_id
+        self._stop_sequences = stop_sequences
+        self._started = self._stopped = False
+        self._index = -1  # Anthropic index of the last block opened
+        self._open: tuple[int, str] | None = None  # (contentBlockIndex, kind) of the open block
+        self._redacted: tuple[int, bytearray] | None = None  # pending redacted reasoning bytes
+        self._stop_reason: str | None = None
+        self._stop_fields: Any = None
+        self._usage: dict[str, Any] | None = None
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Anthropic usage so far (tokens); zeros until ``metadata`` arrives."""
+        usage = to_usage(self._usage)
+        return {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                      "cache_creation_input_tokens")}
+
+    def feed(self, event: Event) -> list[Event]:
+        """One ConverseStream event -> the Anthropic events it completes (possibly none)."""
+        if self._stopped:
+            return []
+        out = self._start()
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            tool = (start.get("start") or {}).get("toolUse")
+            if tool:
+                out += self._open_block(start.get("contentBlockIndex", 0), "tool_use",
+                                        {"type": "tool_use", "id": tool["toolUseId"], "name": tool["name"], "input": {}})
+        elif "contentBlockDelta" in event:
+            out += self._delta(event["contentBlockDelta"])
+        elif "contentBlockStop" in event:
+            index = event["contentBlockStop"].get("contentBlockIndex", 0)
+            if self._open and self._open[0] == index:
+                out += self._close()
+            if self._redacted and self._redacted[0] == index:
+                out += self._flush_redacted()
+        elif "messageStop" in event:
+            out += self._close() + self._flush_redacted()
+            self._stop_reason = to_stop_reason(event["messageStop"].get("stopReason"))
+            self._stop_fields = event["messageStop"].get("additionalModelResponseFields")
+        elif "metadata" in event:
+            self._usage = event["metadata"].get("usage") or {}
+            if self._stop_reason is not None:
+                out += self._end()
+        return out
+
+    def finish(self) -> list[Event]:
+        """Close whatever is open and end the message (``message_delta`` + ``message_stop``) if that
+        has not happened; a stream cut short still ends properly. Safe to call more than once."""
+        if self._stopped:
+            return []
+        return self._start() + self._close() + self._flush_redacted() + self._end()
+
+    def _start(self) -> list[Event]:
+        if self._started:
+            return []
+        self._started = True
+        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
+                   "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                             "cache_read_input_tokens": 0}}
+        return [{"type": "message_start", "message": message}]
+
+    def _delta(self, event: Event) -> list[Event]:
+        index, delta = event.get("contentBlockIndex", 0), event.get("delta") or {}
+        if delta.get("text"):
+            return self._ensure(index, "text", {"type": "text", "text": ""}) + [
+                self._block_delta({"type": "text_delta", "text": delta["text"]})]
+        if "toolUse" in delta:
+            partial = (delta["toolUse"] or {}).get("input") or ""
+            if not partial or self._open != (index, "tool_use"):
+                return []  # input for a tool block Converse never announced: nothing valid to attach it to
+            return [self._block_delta({"type": "input_json_delta", "partial_json": partial})]
+        reasoning = delta.get("reasoningContent") or {}
+        if "redactedContent" in reasoning:
+            out = self._close()
+            if self._redacted is None or self._redacted[0] != index:
+                out += self._flush_redacted()
+                self._redacted = (index, bytearray())
+            data = reasoning["redactedContent"]
+            self._redacted[1].extend(data.encode() if isinstance(data, str) else data)
+            return out
+        if reasoning.get("text"):
+            return self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}) + [
+                self._block_delta({"type": "thinking_delta", "thinking": reasoning["text"]})]
+        if reasoning.get("signature"):
+            return self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}) + [
+                self._block_delta({"type": "signature_delta", "signature": reasoning["signature"]})]
+        return []  # empty text, citations: nothing to emit
+
+    def _ensure(self, index: int, kind: str, block: Event) -> list[Event]:
+        if self._open == (index, kind):
+            return []
+        return self._open_block(index, kind, block)
+
+    def _open_block(self, index: int, kind: str, block: Event) -> list[Event]:
+        out = self._close() + self._flush_redacted()
+        self._index += 1
+        self._open = (index, kind)
+        return out + [{"type": "content_block_start", "index": self._index, "content_block": block}]
+
+    def _block_delta(self, delta: Event) -> Event:
+        return {"type": "content_block_delta", "index": self._index, "delta": delta}
+
+    def _close(self) -> list[Event]:
+        if self._open is None:
+            return []
+        self._open = None
+        return [{"type": "content_block_stop", "index": self._index}]
+
+    def _flush_redacted(self) -> list[Event]:
+        if self._redacted is None:
+            return []
+        data, self._redacted = bytes(self._redacted[1]), None
+        if not data:
+            return []
+        self._index += 1
+        block = {"type": "redacted_thinking", "data": b64encode(data)}
+        return [{"type": "content_block_start", "index": self._index, "content_block": block},
+                {"type": "content_block_stop", "index": self._index}]
+
+    def _end(self) -> list[Event]:
+        self._stopped = True
+        stop_reason = self._stop_reason or "end_turn"
+        usage = self.usage
+        return [{"type": "message_delta",
+                 "delta": {"stop_reason": stop_reason,
+                           "stop_sequence": to_stop_sequence(stop_reason, self._stop_fields, self._stop_sequences)},
+                 "usage": {"input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"],
+                           "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+                           "cache_read_input_tokens": usage["cache_read_input_tokens"]}},
+                {"type": "message_stop"}]

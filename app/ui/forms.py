@@ -1,0 +1,108 @@
+"""Dashboard form and query-string parsing (pure). Bad input raises ``InvalidRequest`` with a message
+naming the field, which the page shows in its alert region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.errors import InvalidRequest
+from app.usage import query
+from app.usage.buckets import Granularity
+from app.usage.quotas import LIMITS
+
+RANGES: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+DEFAULT_GRANULARITY: dict[str, Granularity] = {"24h": "hour", "7d": "day", "30d": "day", "custom": "day"}
+ZONES = ("UTC", "Asia/Seoul")  # the browser's zone is added by the page's script
+USER_STATUSES = ("active", "disabled")
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """What a usage page shows: ``range`` (24h | 7d | 30d | custom), ``[start, end)``, granularity, zone.
+    ``from_text``/``to_text`` echo the custom range inputs (dates, ``to`` inclusive)."""
+
+    range: str
+    start: datetime
+    end: datetime
+    granularity: Granularity
+    tz: str
+    from_text: str = ""
+    to_text: str = ""
+
+    def params(self) -> dict[str, str]:
+        """The query string that reproduces this view."""
+        out = {"range": self.range, "granularity": self.granularity, "tz": self.tz}
+        if self.range == "custom":
+            out.update({"from": self.from_text, "to": self.to_text})
+        return out
+
+
+def _text(params: Mapping[str, Any], name: str) -> str:
+    value = params.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def usage_query(params: Mapping[str, Any], now: datetime) -> UsageQuery:
+    """``range``, ``granularity``, ``tz``, ``from``, ``to`` (query string) -> UsageQuery.
+
+    ``from``/``to`` are ISO dates or date-times in ``tz``; a bare date in ``to`` includes that whole
+    day; an empty ``from`` means 7 days before ``to``. Raises InvalidRequest for an unknown range, zone or granularity or a bad date."""
+    range_name = _text(params, "range") or "24h"
+    if range_name not in (*RANGES, "custom"):
+        raise InvalidRequest(f"range: must be one of {', '.join((*RANGES, 'custom'))}")
+    zone = query.parse_zone(_text(params, "tz") or "UTC")
+    granularity = query.parse_granularity(_text(params, "granularity") or DEFAULT_GRANULARITY[range_name])
+    from_text, to_text = _text(params, "from"), _text(params, "to")
+    if range_name != "custom":
+        return UsageQuery(range_name, now - RANGES[range_name], now, granularity, zone.key)
+    end = query.parse_time(to_text, zone, name="to")
+    if end is not None and len(to_text) == 10:  # a bare date: through the end of that day
+        end += timedelta(days=1)
+    end = min(end or now, now)
+    start = query.parse_time(from_text, zone, name="from")
+    if start is None:  # "custom" just picked: start from the last 7 days, shown in the inputs
+        start = end - RANGES["7d"]
+        from_text = start.astimezone(zone).date().isoformat()
+    if start >= end:
+        raise InvalidRequest("from: must be before to (and before now)")
+    return UsageQuery("custom", start, end, granularity, zone.key, from_text, to_text)
+
+
+def limits_patch(form: Mapping[str, Any]) -> dict[str, float | int | None]:
+    """The limits form -> a ``set_limits`` patch: every limit in ``LIMITS`` is set, an empty field
+    clears it. Raises InvalidRequest for text that is not a number (the service checks ranges)."""
+    patch: dict[str, float | int | None] = {}
+    for name in LIMITS:
+        raw = _text(form, name).replace(",", "").replace("_", "")
+        if not raw:
+            patch[name] = None
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            raise InvalidRequest(f"limits.{name}: not a number: {raw!r}") from None
+        patch[name] = int(number) if number.is_integer() and not name.startswith("cost_") else number
+    return patch
+
+
+def user_status(value: str | None) -> str | None:
+    """The users list's status filter: "" (all) -> None; else one of USER_STATUSES."""
+    if not value:
+        return None
+    if value not in USER_STATUSES:
+        raise InvalidRequest(f"status: must be one of {', '.join(USER_STATUSES)} (or empty for all)")
+    return value
+
+
+def page_number(value: str | None) -> int:
+    try:
+        page = int(value or 1)
+    except ValueError:
+        raise InvalidRequest("page: must be a whole number >= 1") from None
+    if page < 1:
+        raise InvalidRequest("page: must be a whole number >= 1")
+    return page

@@ -1,0 +1,65 @@
+"""``/ui/login`` and ``/ui/logout``: the admin account of app/auth/admin.py, a session cookie,
+and an ``admin.login`` audit entry (``details.via = "ui"``) like the JSON API's."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from app.deps import ServicesDep
+from app.errors import AuthenticationFailed, RateLimited
+from app.ui.errors import UiRoute
+from app.ui.render import apply_headers, is_htmx, render
+from app.ui.session import CsrfSession, current_session, new_session
+
+router = APIRouter(route_class=UiRoute)
+
+
+def safe_next(value: str | None) -> str:
+    """Only local dashboard paths: never ``//host`` or ``https://...`` (open redirect)."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui"
+
+
+def _go(request: Request, location: str) -> Response:
+    if is_htmx(request):
+        return Response(status_code=200, headers={"hx-redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", {"next": safe_next(next), "login_name": ""})
+
+
+@router.post("/login")
+async def login(request: Request, services: ServicesDep, _: CsrfSession,
+                username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "/ui") -> Response:
+    ip = request.client.host if request.client else None
+    try:
+        await services.admin_auth.login(username, password, ip or "")
+    except (AuthenticationFailed, RateLimited) as exc:
+        return render(request, "login.html", {"next": safe_next(next), "login_name": username,
+                                              "error": exc.message},
+                      status_code=exc.status_code, headers=exc.headers)
+    await services.audit.write(actor=username, ip=ip, action="admin.login", details={"via": "ui"})
+    request.state.ui_session = new_session(username)  # new token on login: no session fixation
+    response = _go(request, safe_next(next))
+    apply_headers(request, response)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, services: ServicesDep, _: CsrfSession) -> Response:
+    session = current_session(request)
+    if session.username:
+        await services.audit.write(actor=session.username, ip=request.client.host if request.client else None,
+                                   action="admin.logout", details={"via": "ui"})
+    request.state.ui_session = new_session()
+    response = _go(request, "/ui/login")
+    apply_headers(request, response)
+    return response

@@ -1,0 +1,137 @@
+"""Dashboard session cookie and CSRF check.
+
+The session is one cookie, ``ccp_session``: an ``itsdangerous`` timed signature (key
+``services.secret_key``, salt ``ui-session``) over ``{"csrf": <random>, "sub": <admin username> | null}``.
+It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/ui`` and ``Secure`` unless ``settings.cookie_secure`` is
+false; it expires with the signature after ``settings.admin_token_ttl_s`` seconds. An anonymous
+session (``sub`` null) carries the CSRF token of the login form; logging in issues a new session
+with a new token (no fixation), logging out clears the cookie.
+
+CSRF: every POST must carry the session's token in the ``X-CSRF-Token`` header (htmx, from
+``hx-headers`` on ``<body>``) or the ``csrf_token`` form field (plain forms). ``SameSite=Lax`` already
+keeps the cookie off cross-site POSTs; the token also covers same-site attackers and old browsers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.responses import Response
+
+from app.errors import PermissionDenied
+from app.services import Services
+
+SESSION_COOKIE = "ccp_session"
+SESSION_SALT = "ui-session"
+COOKIE_PATH = "/ui"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """No valid admin session: the route wrapper redirects to ``/ui/login``."""
+
+
+class CsrfFailed(PermissionDenied):
+    """403: a state-changing request without the session's CSRF token."""
+
+    def __init__(self) -> None:
+        super().__init__("This form has expired or did not come from this dashboard (missing or wrong "
+                         "CSRF token). Reload the page and try again.")
+
+
+@dataclass(frozen=True)
+class UiSession:
+    csrf: str
+    username: str | None = None
+    new: bool = False  # not yet in a cookie: the response must set it
+
+
+def new_session(username: str | None = None) -> UiSession:
+    return UiSession(csrf=secrets.token_urlsafe(32), username=username, new=True)
+
+
+class SessionCodec:
+    """Signs and reads the session cookie."""
+
+    def __init__(self, secret_key: bytes, *, ttl_s: int, secure: bool) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=SESSION_SALT)
+        self.ttl_s, self.secure = ttl_s, secure
+
+    def load(self, cookie: str | None) -> UiSession | None:
+        """The session in ``cookie``, or None when absent, tampered with or older than ``ttl_s``."""
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=self.ttl_s)
+        except BadSignature:  # includes SignatureExpired
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
+            return None
+        username = data.get("sub")
+        return UiSession(csrf=data["csrf"], username=username if isinstance(username, str) else None)
+
+    def store(self, response: Response, session: UiSession) -> None:
+        response.set_cookie(SESSION_COOKIE, self._serializer.dumps({"csrf": session.csrf, "sub": session.username}),
+                            max_age=self.ttl_s, path=COOKIE_PATH, secure=self.secure, httponly=True,
+                            samesite="lax")
+
+    def clear(self, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure, httponly=True, samesite="lax")
+
+
+def session_codec(services: Services) -> SessionCodec:
+    return SessionCodec(services.secret_key, ttl_s=services.settings.admin_token_ttl_s,
+                        secure=services.settings.cookie_secure)
+
+
+def current_session(request: Request) -> UiSession:
+    """The request's session (a fresh anonymous one when there is none); kept on ``request.state``
+    so that :func:`app.ui.render.render` can set the cookie and the CSRF token."""
+    session = getattr(request.state, "ui_session", None)
+    if session is None:
+        session = session_codec(request.app.state.services).load(request.cookies.get(SESSION_COOKIE))
+        session = session or new_session()
+        request.state.ui_session = session
+    return session
+
+
+async def check_csrf(request: Request) -> UiSession:
+    """Dependency for unsafe methods: raises CsrfFailed (403) unless the header or form token
+    equals the session's. Returns the session."""
+    session = current_session(request)
+    if request.method in SAFE_METHODS:
+        return session
+    sent = request.headers.get(CSRF_HEADER)
+    if not sent and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if session.new or not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+        raise CsrfFailed()
+    return session
+
+
+def require_admin(request: Request) -> UiSession:
+    """Dependency: a logged-in admin session, else LoginRequired (redirect to the login page)."""
+    session = current_session(request)
+    if session.username is None or session.username != request.app.state.services.admin_auth.username:
+        raise LoginRequired()
+    return session
+
+
+async def require_admin_post(request: Request) -> UiSession:
+    """Dependency for state-changing admin routes: logged in first (redirect), then CSRF (403)."""
+    require_admin(request)
+    return await check_csrf(request)
+
+
+AdminSession = Annotated[UiSession, Depends(require_admin)]
+AdminPost = Annotated[UiSession, Depends(require_admin_post)]
+CsrfSession = Annotated[UiSession, Depends(check_csrf)]

@@ -1,0 +1,459 @@
+"""FakeBedrock: a scriptable stand-in for the Bedrock Runtime endpoint on a real socket, for tests
+that drive the real aiobotocore client (and the proxy) over loopback.
+
+Routes as botocore calls them (bedrock-runtime service-2.json; ``modelId`` is URL-encoded, e.g.
+``us.anthropic.claude-sonnet-4-20250514-v1%3A0``, and may be an ARN containing ``/``):
+``POST /model/{modelId}/converse`` (JSON), ``/converse-stream`` (``application/vnd.amazon.eventstream``,
+chunked) and ``/count-tokens``. Errors look like the service's: ``x-amzn-ErrorType:
+<Code>:http://internal.amazon.com/coral/com.amazon.bedrock/`` and ``{"message": ...}``.
+
+    with running_fake_bedrock() as fake:
+        fake.enqueue(stream_text("Hello", chunk=2, delay_s=0.05))   # next call, any operation
+        fake.enqueue(http_error(429, "ThrottlingException", "Too many tokens"), when=is_converse)
+        runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url)
+        ...
+        assert fake.requests[0].operation == "ConverseStream"
+
+A content Reply (``converse_text``, ``stream_text``, ``stream_tool_use`` ...) answers either route:
+a Converse JSON body for ``/converse``, its ConverseStream events for ``/converse-stream``.
+Shapes: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tests.fakes.eventstream import encode_event, encode_exception, json_payload
+from tests.support.servers import serve_in_thread
+
+DEFAULT_TEXT = "Hello from fake Bedrock"
+# Distinct numbers, so a test can tell which counter went where.
+DEFAULT_USAGE: Mapping[str, int] = {"inputTokens": 25, "outputTokens": 12, "totalTokens": 4637,
+                                    "cacheReadInputTokens": 3400, "cacheWriteInputTokens": 1200}
+DEFAULT_LATENCY_MS = 321
+EVENTSTREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
+ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+# The HTTP status the service uses for each error code (service-2.json "error" traits).
+ERROR_STATUS: Mapping[str, int] = {
+    "ValidationException": 400, "AccessDeniedException": 403, "ResourceNotFoundException": 404,
+    "ModelTimeoutException": 408, "ModelErrorException": 424, "ModelStreamErrorException": 424,
+    "ModelNotReadyException": 429, "ThrottlingException": 429, "ServiceQuotaExceededException": 400,
+    "InternalServerException": 500, "ServiceUnavailableException": 503,
+}
+OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "count-tokens": "CountTokens"}
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    operation: str                   # "Converse" | "ConverseStream" | "CountTokens" (AWS names)
+    model_id: str                    # URL-decoded, e.g. "us.anthropic.claude-...-v1:0"
+    raw_path: str                    # as sent, e.g. "/model/us.anthropic...-v1%3A0/converse"
+    headers: list[tuple[str, str]]   # lower-cased names, in order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """First value of header ``name`` (case-insensitive), or None."""
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Predicate = Callable[[RecordedRequest], bool]
+
+
+def any_call(request: RecordedRequest) -> bool:
+    return True
+
+
+def is_converse(request: RecordedRequest) -> bool:
+    return request.operation == "Converse"
+
+
+def is_converse_stream(request: RecordedRequest) -> bool:
+    return request.operation == "ConverseStream"
+
+
+def is_count_tokens(request: RecordedRequest) -> bool:
+    return request.operation == "CountTokens"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer. Times are seconds.
+
+    content: Converse content blocks (``{"text": ...}``, ``{"toolUse": ...}``,
+    ``{"reasoningContent": ...}``); rendered as a Converse body or as stream events.
+    events: explicit stream events (botocore's shape, ``{"contentBlockDelta": {...}}``), used
+    instead of those derived from ``content``. json_body: sent verbatim (errors, count-tokens).
+    stall_s: wait before the status line. event_delay_s: wait before each event after the first;
+    delays_s[i], if given, replaces it before event i. chunk: characters per text/reasoning/
+    tool-input delta. exception: ``(exceptionType, message)`` frame sent after ``events_before_exception``
+    events (all if None). disconnect_after_events: send that many events, then drop the
+    connection (no terminating chunk).
+    """
+
+    status: int = 200
+    content: tuple[dict[str, Any], ...] = ({"text": DEFAULT_TEXT},)
+    stop_reason: str | None = None   # None: "tool_use" if a toolUse block is present, else "end_turn"
+    usage: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
+    latency_ms: int = DEFAULT_LATENCY_MS
+    events: tuple[dict[str, Any], ...] | None = None
+    json_body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    stall_s: float = 0.0
+    event_delay_s: float = 0.0
+    delays_s: tuple[float, ...] = ()
+    chunk: int = 8
+    exception: tuple[str, str] | None = None
+    events_before_exception: int | None = None
+    disconnect_after_events: int | None = None
+
+    def resolved_stop_reason(self) -> str:
+        return self.stop_reason or ("tool_use" if any("toolUse" in b for b in self.content) else "end_turn")
+
+    def converse_body(self) -> dict[str, Any]:
+        """The Converse response JSON (bytes blobs base64-encoded by the encoder)."""
+        return {"output": {"message": {"role": "assistant", "content": [dict(b) for b in self.content]}},
+                "stopReason": self.resolved_stop_reason(), "usage": dict(self.usage),
+                "metrics": {"latencyMs": self.latency_ms}}
+
+    def stream_events(self) -> list[dict[str, Any]]:
+        """The ConverseStream events for this reply, in botocore's parsed shape."""
+        if self.events is not None:
+            return [dict(e) for e in self.events]
+        events: list[dict[str, Any]] = [{"messageStart": {"role": "assistant"}}]
+        for index, block in enumerate(self.content):
+            events += _block_events(index, block, self.chunk)
+        events.append({"messageStop": {"stopReason": self.resolved_stop_reason()}})
+        events.append({"metadata": {"usage": dict(self.usage), "metrics": {"latencyMs": self.latency_ms}}})
+        return events
+
+    def delay_before(self, index: int) -> float:
+        if index < len(self.delays_s):
+            return self.delays_s[index]
+        return self.event_delay_s if index else 0.0
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), max(1, size))] or [""]
+
+
+def _block_events(index: int, block: Mapping[str, Any], chunk: int) -> list[dict[str, Any]]:
+    """Bedrock sends no contentBlockStart for text and reasoning, only for toolUse."""
+    events: list[dict[str, Any]] = []
+    if "text" in block:
+        deltas = [{"text": t} for t in _pieces(block["text"], chunk)]
+    elif "toolUse" in block:
+        tool = block["toolUse"]
+        events.append({"contentBlockStart": {"contentBlockIndex": index, "start": {
+            "toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"]}}}})
+        deltas = [{"toolUse": {"input": p}} for p in _pieces(json.dumps(tool["input"]), chunk)]
+    elif "reasoningContent" in block:
+        reasoning = block["reasoningContent"]
+        if "redactedContent" in reasoning:
+            deltas = [{"reasoningContent": {"redactedContent": reasoning["redactedContent"]}}]
+        else:
+            text = reasoning["reasoningText"]
+            deltas = [{"reasoningContent": {"text": t}} for t in _pieces(text["text"], chunk)]
+            if text.get("signature"):
+                deltas.append({"reasoningContent": {"signature": text["signature"]}})
+    else:
+        raise ValueError(f"unsupported content block: {sorted(block)}")
+    events += [{"contentBlockDelta": {"contentBlockIndex": index, "delta": d}} for d in deltas]
+    return events + [{"contentBlockStop": {"contentBlockIndex": index}}]
+
+
+# --- reply helpers --------------------------------------------------------------------------
+
+def text_block(text: str) -> dict[str, Any]:
+    return {"text": text}
+
+
+def tool_use_block(name: str, input: Mapping[str, Any], tool_use_id: str | None = None) -> dict[str, Any]:
+    return {"toolUse": {"toolUseId": tool_use_id or f"tooluse_fake{next(_ids):08d}", "name": name,
+                        "input": dict(input)}}
+
+
+def reasoning_block(text: str, signature: str = "ErcBCkgIBhABGAIiQGZha2Utc2lnbmF0dXJl") -> dict[str, Any]:
+    return {"reasoningContent": {"reasoningText": {"text": text, "signature": signature}}}
+
+
+def redacted_reasoning_block(data: bytes) -> dict[str, Any]:
+    return {"reasoningContent": {"redactedContent": data}}
+
+
+def message_reply(*blocks: dict[str, Any], **options: Any) -> Reply:
+    return Reply(content=tuple(blocks), **options)
+
+
+def converse_text(text: str = DEFAULT_TEXT, *, usage: Mapping[str, int] | None = None, **options: Any) -> Reply:
+    if usage is not None:
+        options["usage"] = dict(usage)
+    return message_reply(text_block(text), **options)
+
+
+def converse_tool_use(name: str, input: Mapping[str, Any], *, text: str | None = None,
+                      tool_use_id: str | None = None, **options: Any) -> Reply:
+    """Optional lead-in text, then one toolUse block; stopReason "tool_use"."""
+    blocks = ([text_block(text)] if text else []) + [tool_use_block(name, input, tool_use_id)]
+    return message_reply(*blocks, **options)
+
+
+def converse_reasoning(text: str, signature: str = "ErcBCkgIBhABGAIiQGZha2Utc2lnbmF0dXJl",
+                       then_text: str = DEFAULT_TEXT, **options: Any) -> Reply:
+    return message_reply(reasoning_block(text, signature), text_block(then_text), **options)
+
+
+def stream_text(text: str = DEFAULT_TEXT, *, chunk: int = 8, delay_s: float = 0.0, **options: Any) -> Reply:
+    """A text reply streamed ``chunk`` characters per delta, ``delay_s`` between events."""
+    return converse_text(text, chunk=chunk, event_delay_s=delay_s, **options)
+
+
+def stream_tool_use(name: str, input: Mapping[str, Any], *, chunk: int = 8, delay_s: float = 0.0,
+                    **options: Any) -> Reply:
+    """contentBlockStart with toolUse {toolUseId, name}, then the input JSON in deltas."""
+    return converse_tool_use(name, input, chunk=chunk, event_delay_s=delay_s, **options)
+
+
+def stream_reasoning(text: str, signature: str = "ErcBCkgIBhABGAIiQGZha2Utc2lnbmF0dXJl",
+                     then_text: str = DEFAULT_TEXT, *, chunk: int = 8, delay_s: float = 0.0,
+                     **options: Any) -> Reply:
+    """Reasoning deltas, a signature delta, then a text block."""
+    return converse_reasoning(text, signature, then_text, chunk=chunk, event_delay_s=delay_s, **options)
+
+
+def json_reply(body: Any, status: int = 200, **options: Any) -> Reply:
+    return Reply(status=status, json_body=body, **options)
+
+
+def http_error(status: int | None, error_type: str, message: str, **options: Any) -> Reply:
+    """An HTTP error as the service sends it; ``status`` None: the code's usual status."""
+    status = status or ERROR_STATUS.get(error_type, 500)
+    headers = {"x-amzn-ErrorType": error_type + ERROR_TYPE_SUFFIX, **options.pop("headers", {})}
+    return json_reply({"message": message}, status, headers=headers, **options)
+
+
+def exception_mid_stream(after_events: int, exception_type: str, message: str,
+                         reply: Reply | None = None) -> Reply:
+    """``reply``'s stream (default: a text reply) cut after ``after_events`` events by an
+    exception frame. ``exception_type`` may be the code ("ThrottlingException") or the stream
+    member name ("throttlingException"); the member name goes on the wire, as the service does."""
+    member = exception_type[:1].lower() + exception_type[1:]
+    return replace(reply or stream_text(), exception=(member, message), events_before_exception=after_events)
+
+
+def disconnect_mid_stream(after_events: int, reply: Reply | None = None) -> Reply:
+    return replace(reply or stream_text(), disconnect_after_events=after_events)
+
+
+# --- request validation (a small part of what Bedrock checks) -------------------------------
+
+MUST_START_WITH_USER = ("A conversation must start with a user message. Try again with a conversation "
+                        "that starts with a user message.")
+
+
+def validation_error(messages: Any) -> str | None:
+    """Bedrock's ValidationException message for an obviously bad ``messages``, else None."""
+    if not isinstance(messages, list) or not messages:
+        return MUST_START_WITH_USER
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if roles[0] != "user":
+        return MUST_START_WITH_USER
+    if any(r not in ("user", "assistant") for r in roles) or any(a == b for a, b in zip(roles, roles[1:])):
+        return ("A conversation must alternate between user and assistant roles. Make sure the "
+                "conversation alternates between user and assistant roles and try again.")
+    return None
+
+
+# --- the ASGI app -----------------------------------------------------------------------------
+
+class _ReplyResponse(Response):
+    """Sends a Reply by hand, so it can stall, pace events, and drop the connection midway."""
+
+    def __init__(self, reply: Reply, operation: str, closing: threading.Event,
+                 on_disconnect: Callable[[], None] = lambda: None) -> None:
+        self.reply, self.operation, self.closing = reply, operation, closing
+        self.on_disconnect = on_disconnect
+
+    async def _pause(self, seconds: float, receive: Receive) -> bool:
+        """Sleep up to ``seconds``; False if the client left or the fake is shutting down."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (remaining := deadline - loop.time()) > 0:
+            if self.closing.is_set():
+                return False
+            try:
+                if (await asyncio.wait_for(receive(), min(remaining, 0.05)))["type"] == "http.disconnect":
+                    self.on_disconnect()
+                    return False
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reply = self.reply
+        if reply.stall_s and not await self._pause(reply.stall_s, receive):
+            return
+        headers = {"x-amzn-requestid": f"fake-{next(_ids):08d}", **reply.headers}
+        if reply.json_body is not None or self.operation != "ConverseStream" or reply.status != 200:
+            body = reply.json_body if reply.json_body is not None else reply.converse_body()
+            await send({"type": "http.response.start", "status": reply.status, "headers": [
+                (b"content-type", b"application/json"),
+                *((k.lower().encode(), v.encode()) for k, v in headers.items())]})
+            await send({"type": "http.response.body", "body": json_payload(body)})
+            return
+        headers["content-type"] = EVENTSTREAM_CONTENT_TYPE
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+        events = reply.stream_events()
+        if reply.exception is not None and reply.events_before_exception is not None:
+            events = events[:reply.events_before_exception]
+        for index, event in enumerate(events):
+            if reply.disconnect_after_events is not None and index >= reply.disconnect_after_events:
+                return  # no final empty chunk: the server closes the socket mid-body
+            if (delay := reply.delay_before(index)) and not await self._pause(delay, receive):
+                return
+            ((event_type, payload),) = event.items()
+            await send({"type": "http.response.body", "body": encode_event(event_type, payload), "more_body": True})
+        if reply.exception is not None:
+            await send({"type": "http.response.body", "body": encode_exception(*reply.exception), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@dataclass
+class _Scripted:
+    reply: Reply
+    when: Predicate
+
+
+class FakeBedrock:
+    """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each call takes the
+    first scripted entry whose ``when`` matches, else ``default`` (a Reply, or a function
+    RecordedRequest -> Reply); CountTokens without a script answers ``count_tokens_input_tokens``.
+    With ``validate`` on, bad ``messages`` get a ValidationException; with ``bearer_token`` set,
+    a call without ``Authorization: Bearer <it>`` gets an AccessDeniedException (403)."""
+
+    def __init__(self, *, default: Reply | Callable[[RecordedRequest], Reply] | None = None,
+                 count_tokens_input_tokens: int = 42, validate: bool = True,
+                 bearer_token: str | None = None) -> None:
+        self.url = ""
+        self.default = default or converse_text()
+        self.count_tokens_input_tokens = count_tokens_input_tokens
+        self.validate = validate
+        self.bearer_token = bearer_token
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0  # responses whose client went away during a stall or event delay
+        self._script: list[_Scripted] = []
+        self._lock = threading.Lock()
+        self.closing = threading.Event()
+        self._app = Starlette(routes=[
+            Route("/model/{model_id:path}/{action:str}", self._model, methods=["POST"]),
+            Route("/{path:path}", self._not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        ])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    def enqueue(self, *replies: Reply, when: Predicate = any_call) -> None:
+        """Script ``replies``, each used once, in order (FIFO), by calls matching ``when``."""
+        with self._lock:
+            self._script += [_Scripted(r, when) for r in replies]
+
+    def reset(self) -> None:
+        """Forget recorded calls, scripted replies and the disconnect count."""
+        with self._lock:
+            self.requests.clear()
+            self._script.clear()
+            self.disconnects = 0
+
+    @property
+    def pending(self) -> list[Reply]:
+        """Scripted replies not used yet."""
+        with self._lock:
+            return [s.reply for s in self._script]
+
+    def calls(self, operation: str) -> list[RecordedRequest]:
+        """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens")."""
+        return [r for r in self.requests if r.operation == operation]
+
+    def _next_reply(self, recorded: RecordedRequest) -> Reply | None:
+        with self._lock:
+            for index, scripted in enumerate(self._script):
+                if scripted.when(recorded):
+                    return self._script.pop(index).reply
+        return None
+
+    def _check(self, recorded: RecordedRequest) -> Reply | None:
+        """An error Reply for an unauthorized or (with ``validate``) invalid call, else None."""
+        if self.bearer_token is not None and recorded.header("authorization") != f"Bearer {self.bearer_token}":
+            return http_error(403, "AccessDeniedException",
+                              "Authentication failed: Please make sure your API Key is valid.")
+        try:
+            body = recorded.json()
+        except ValueError:
+            return http_error(400, "SerializationException", "Could not parse the request body.")
+        if not self.validate or not isinstance(body, dict):
+            return None
+        messages = body.get("messages") if recorded.operation != "CountTokens" else (
+            (body.get("input") or {}).get("converse") or {}).get("messages")
+        if (message := validation_error(messages)) is not None:
+            return http_error(400, "ValidationException", message)
+        return None
+
+    async def _model(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        # Decode from the raw path: an ARN's "%2F" must not split the route.
+        raw_model = raw_path.removeprefix("/model/").rsplit("/", 1)[0]
+        recorded = RecordedRequest(
+            operation=OPERATIONS.get(action, action), model_id=unquote(raw_model), raw_path=raw_path,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            body=await request.body())
+        with self._lock:
+            self.requests.append(recorded)
+        if action not in OPERATIONS:
+            return _ReplyResponse(http_error(404, "UnknownOperationException", f"Unknown operation {action}"),
+                                  recorded.operation, self.closing)
+        reply = self._check(recorded) or self._next_reply(recorded)
+        if reply is None and recorded.operation == "CountTokens":
+            reply = json_reply({"inputTokens": self.count_tokens_input_tokens})
+        if reply is None:
+            reply = self.default(recorded) if callable(self.default) else self.default
+        return _ReplyResponse(reply, recorded.operation, self.closing, self._count_disconnect)
+
+    def _count_disconnect(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+
+    async def _not_found(self, request: Request) -> Response:
+        return JSONResponse({"message": f"Not found: {request.url.path}"}, 404,
+                            headers={"x-amzn-ErrorType": "UnknownOperationException" + ERROR_TYPE_SUFFIX})
+
+
+@contextmanager
+def running_fake_bedrock(**options: Any) -> Iterator[FakeBedrock]:
+    """A FakeBedrock(**options) served on 127.0.0.1; ``.url`` is its base URL (no trailing /),
+    to pass as BedrockRuntime(endpoint_url=...) / Settings(bedrock_endpoint_url=...)."""
+    fake = FakeBedrock(**options)
+    with serve_in_thread(fake) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.closing.set()  # let stalled responses end, so shutdown does not wait for them
