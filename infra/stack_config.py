@@ -25,11 +25,17 @@ PROJECT = "claude-code-proxy"
 #: Only ``us`` has a default: the EU and APAC sets differ per model, so those stacks must list them.
 DEFAULT_BEDROCK_REGIONS = {"us": ("us-east-1", "us-east-2", "us-west-1", "us-west-2")}
 
-#: Foundation models Claude Code asks for by default (Sonnet, Haiku, Opus), Bedrock ids.
+#: Foundation models the task may invoke by default, Bedrock ids: what current Claude Code asks for
+#: (Opus/Sonnet/Haiku 5.5 -- their ids are derived, see docs/translation.md) and the 4.5/4.6 models
+#: its model picker still offers. Must match app/bedrock/models.py (tests/infra/test_stack_config.py).
 DEFAULT_BEDROCK_MODEL_IDS = (
+    "anthropic.claude-opus-5-5",
+    "anthropic.claude-sonnet-5-5",
+    "anthropic.claude-haiku-5-5",
+    "anthropic.claude-opus-4-6-v1",
+    "anthropic.claude-sonnet-4-6",
     "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "anthropic.claude-haiku-4-5-20251001-v1:0",
-    "anthropic.claude-opus-4-1-20250805-v1:0",
 )
 
 
