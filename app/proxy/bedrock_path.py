@@ -89,6 +89,16 @@ class BedrockPath:
         headers = [(PROVIDER_HEADER, "bedrock"), (FALLBACK_REASON_HEADER, reason),
                    ("request-id", "req_bdrk_" + uuid.uuid4().hex[:24])]
         done = _Finisher(finish, preq, model, reason)
+        try:
+            return await self._serve(preq, model, bearer, headers, done)
+        except ProxyError as exc:
+            # Recorded here, with the Bedrock model id; the Forwarder sees usage_recorded.
+            done(status=exc.status_code, usage={}, error_type=exc.error_type)
+            exc.usage_recorded = True  # type: ignore[attr-defined]
+            raise
+
+    async def _serve(self, preq: ProxyRequest, model: BedrockModel, bearer: str | None,
+                     headers: list[tuple[str, str]], done: _Finisher) -> Response:
         if preq.endpoint == "count_tokens":
             return await self._count_tokens(preq, model, bearer, headers, done)
         if preq.stream:

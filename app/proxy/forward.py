@@ -127,8 +127,9 @@ class Forwarder:
         try:
             return await self._bedrock.serve(preq, reason=reason, finish=self.finish)
         except ProxyError as exc:
-            self.finish(preq, provider="bedrock", status=exc.status_code, error_type=exc.error_type,
-                        fallback_reason=reason)
+            if not getattr(exc, "usage_recorded", False):  # e.g. the model had no Bedrock mapping
+                self.finish(preq, provider="bedrock", status=exc.status_code, error_type=exc.error_type,
+                            fallback_reason=reason)
             exc.usage_recorded = True  # type: ignore[attr-defined]
             log.warning("bedrock fallback failed (%s: %s)", exc.error_type, exc.message)
             if fallback is not None and fallback.original is not None:

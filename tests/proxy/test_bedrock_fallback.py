@@ -358,3 +358,15 @@ def test_undecryptable_bedrock_key_is_a_clear_error_not_a_trace(fb_proxy: Runnin
     assert response.json()["error"]["type"] == "api_error"
     assert "register it again" in response.json()["error"]["message"]
     assert not fake_bedrock.requests
+
+
+def test_failed_fallback_is_recorded_once_with_the_bedrock_model(fb_proxy: RunningProxy, fake_anthropic: FakeAnthropic,
+                                                                 fake_bedrock: FakeBedrock) -> None:
+    fake_anthropic.enqueue(overloaded_reply())
+    fake_bedrock.enqueue(http_error(503, "ServiceUnavailableException", "Bedrock is unavailable"))
+    response = post(fb_proxy, HELLO)
+    assert response.status_code == 529  # Anthropic's own answer, since Bedrock failed too
+    event = _last_event(fb_proxy)
+    assert (event["provider"], event["status"]) == ("bedrock", 529)
+    assert event["provider_model"] == fake_bedrock.calls("Converse")[0].model_id
+    assert fb_proxy.usage_totals()["requests"] == 1
