@@ -370,3 +370,15 @@ def test_failed_fallback_is_recorded_once_with_the_bedrock_model(fb_proxy: Runni
     assert (event["provider"], event["status"]) == ("bedrock", 529)
     assert event["provider_model"] == fake_bedrock.calls("Converse")[0].model_id
     assert fb_proxy.usage_totals()["requests"] == 1
+
+
+def test_model_map_override_routes_the_next_fallback(fb_proxy: RunningProxy, fake_bedrock: FakeBedrock) -> None:
+    key = fb_proxy.new_key(fallback_policy="bedrock_only")
+    profile = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/team-a"
+    assert fb_proxy.admin.put(f"/admin/model-map/{MODEL}", json={"bedrock_model_id": profile}).status_code == 200
+    response = post(fb_proxy, HELLO, key=key["key"])
+    assert response.status_code == 200 and response.json()["model"] == MODEL
+    assert fake_bedrock.calls("Converse")[-1].model_id == profile
+    fb_proxy.admin.delete(f"/admin/model-map/{MODEL}")
+    post(fb_proxy, HELLO, key=key["key"])
+    assert fake_bedrock.calls("Converse")[-1].model_id.startswith("us.anthropic.claude-sonnet-4-6")
