@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.script import ReplyScript
 from tests.support.servers import serve_in_thread
 
 DEFAULT_TEXT = "Hello from fake Anthropic"
@@ -289,11 +290,6 @@ class _ReplyResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-@dataclass
-class _Scripted:
-    reply: Reply
-    when: Predicate
-
 
 class FakeAnthropic:
     """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each /v1/messages
@@ -308,7 +304,7 @@ class FakeAnthropic:
         self.api_key = api_key
         self.count_tokens_input_tokens = count_tokens_input_tokens
         self.requests: list[RecordedRequest] = []
-        self._script: list[_Scripted] = []
+        self._script: ReplyScript[RecordedRequest, Reply] = ReplyScript()
         self._lock = threading.Lock()
         self.closing = threading.Event()
         self._app = Starlette(routes=[
@@ -324,8 +320,7 @@ class FakeAnthropic:
 
     def enqueue(self, *replies: Reply, when: Predicate = is_messages) -> None:
         """Script ``replies``, each used once, in order, by requests matching ``when``."""
-        with self._lock:
-            self._script += [_Scripted(r, when) for r in replies]
+        self._script.add(replies, when)
 
     def reset(self) -> None:
         with self._lock:
@@ -335,8 +330,7 @@ class FakeAnthropic:
     @property
     def pending(self) -> list[Reply]:
         """Scripted replies not used yet."""
-        with self._lock:
-            return [s.reply for s in self._script]
+        return self._script.pending
 
     def messages_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if is_messages(r)]
@@ -354,13 +348,6 @@ class FakeAnthropic:
             self.requests.append(recorded)
         return recorded
 
-    def _next_reply(self, recorded: RecordedRequest) -> Reply | None:
-        with self._lock:
-            for index, scripted in enumerate(self._script):
-                if scripted.when(recorded):
-                    return self._script.pop(index).reply
-        return None
-
     def _authorized(self, recorded: RecordedRequest) -> bool:
         return self.api_key is None or self.api_key in (
             recorded.header("x-api-key"), (recorded.header("authorization") or "").removeprefix("Bearer "))
@@ -375,7 +362,7 @@ class FakeAnthropic:
             reply = error_reply(400, "request body is not a JSON object")
         elif not self._authorized(recorded):
             reply = error_reply(401, "invalid x-api-key")
-        elif (scripted := self._next_reply(recorded)) is not None:
+        elif (scripted := self._script.take(recorded)) is not None:
             reply = scripted
         elif is_count_tokens(recorded):
             reply = json_reply({"input_tokens": self.count_tokens_input_tokens or max(1, len(recorded.body) // 4)})

@@ -38,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes.eventstream import encode_event, encode_exception, json_payload
+from tests.fakes.script import ReplyScript
 from tests.support.servers import serve_in_thread
 
 DEFAULT_TEXT = "Hello from fake Bedrock"
@@ -336,11 +337,6 @@ class _ReplyResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-@dataclass
-class _Scripted:
-    reply: Reply
-    when: Predicate
-
 
 class FakeBedrock:
     """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each call takes the
@@ -359,7 +355,7 @@ class FakeBedrock:
         self.bearer_token = bearer_token
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0  # responses whose client went away during a stall or event delay
-        self._script: list[_Scripted] = []
+        self._script: ReplyScript[RecordedRequest, Reply] = ReplyScript()
         self._lock = threading.Lock()
         self.closing = threading.Event()
         self._app = Starlette(routes=[
@@ -372,8 +368,7 @@ class FakeBedrock:
 
     def enqueue(self, *replies: Reply, when: Predicate = any_call) -> None:
         """Script ``replies``, each used once, in order (FIFO), by calls matching ``when``."""
-        with self._lock:
-            self._script += [_Scripted(r, when) for r in replies]
+        self._script.add(replies, when)
 
     def reset(self) -> None:
         """Forget recorded calls, scripted replies and the disconnect count."""
@@ -385,19 +380,11 @@ class FakeBedrock:
     @property
     def pending(self) -> list[Reply]:
         """Scripted replies not used yet."""
-        with self._lock:
-            return [s.reply for s in self._script]
+        return self._script.pending
 
     def calls(self, operation: str) -> list[RecordedRequest]:
         """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens")."""
         return [r for r in self.requests if r.operation == operation]
-
-    def _next_reply(self, recorded: RecordedRequest) -> Reply | None:
-        with self._lock:
-            for index, scripted in enumerate(self._script):
-                if scripted.when(recorded):
-                    return self._script.pop(index).reply
-        return None
 
     def _check(self, recorded: RecordedRequest) -> Reply | None:
         """An error Reply for an unauthorized or (with ``validate``) invalid call, else None."""
@@ -430,7 +417,7 @@ class FakeBedrock:
         if action not in OPERATIONS:
             return _ReplyResponse(http_error(404, "UnknownOperationException", f"Unknown operation {action}"),
                                   recorded.operation, self.closing)
-        reply = self._check(recorded) or self._next_reply(recorded)
+        reply = self._check(recorded) or self._script.take(recorded)
         if reply is None and recorded.operation == "CountTokens":
             reply = json_reply({"inputTokens": self.count_tokens_input_tokens})
         if reply is None:
