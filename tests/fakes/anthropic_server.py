@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.script import ReplyScript
+from tests.fakes.script import RecordedMixin, ReplyScript
 from tests.support.servers import serve_in_thread
 
 DEFAULT_TEXT = "Hello from fake Anthropic"
@@ -51,19 +51,12 @@ def _new_id(prefix: str) -> str:
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
+class RecordedRequest(RecordedMixin):
     method: str
     path: str
     query: str                       # raw, e.g. "beta=true"
     headers: list[tuple[str, str]]   # as received: lower-cased names, duplicates kept, in order
     body: bytes                      # the exact bytes received
-
-    def header(self, name: str) -> str | None:
-        """First value of header ``name`` (case-insensitive), or None."""
-        return next((v for k, v in self.headers if k == name.lower()), None)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 Predicate = Callable[[RecordedRequest], bool]

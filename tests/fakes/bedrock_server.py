@@ -38,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes.eventstream import encode_event, encode_exception, json_payload
-from tests.fakes.script import ReplyScript
+from tests.fakes.script import RecordedMixin, ReplyScript
 from tests.support.servers import serve_in_thread
 
 DEFAULT_TEXT = "Hello from fake Bedrock"
@@ -60,19 +60,12 @@ _ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
+class RecordedRequest(RecordedMixin):
     operation: str                   # "Converse" | "ConverseStream" | "CountTokens" (AWS names)
     model_id: str                    # URL-decoded, e.g. "us.anthropic.claude-...-v1:0"
     raw_path: str                    # as sent, e.g. "/model/us.anthropic...-v1%3A0/converse"
     headers: list[tuple[str, str]]   # lower-cased names, in order
     body: bytes
-
-    def header(self, name: str) -> str | None:
-        """First value of header ``name`` (case-insensitive), or None."""
-        return next((v for k, v in self.headers if k == name.lower()), None)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 Predicate = Callable[[RecordedRequest], bool]

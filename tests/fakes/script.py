@@ -1,12 +1,13 @@
-"""The reply script both fake servers share: replies queued by a test, each used once, taken by the
-first request its predicate matches (FIFO among matches). Thread-safe: the fakes serve from a
-background thread while the test thread enqueues."""
+"""What both fake servers share: the reply script (replies queued by a test, each used once, taken by
+the first request its predicate matches, FIFO among matches; thread-safe, since the fakes serve from a
+background thread while the test thread enqueues) and the recorded request's accessors."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Reply = TypeVar("Reply")
 Request = TypeVar("Request")
@@ -40,3 +41,18 @@ class ReplyScript(Generic[Request, Reply]):
         """Replies not used yet, in order."""
         with self._lock:
             return [reply for reply, _ in self._entries]
+
+
+class RecordedMixin:
+    """``header(name)`` and ``json()`` for a recorded request with ``headers`` (lower-cased
+    ``(name, value)`` pairs, in order) and ``body`` (the exact bytes)."""
+
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """First value of header ``name`` (case-insensitive), or None."""
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
