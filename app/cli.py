@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @click.group()
@@ -43,10 +47,37 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
+    if not settings.embedded_store:
+        _wait_for_store(settings)
     uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=proxy_headers,
                 forwarded_allow_ips=forwarded_allow_ips, access_log=False, log_config=None,
                 timeout_graceful_shutdown=timeout_graceful_shutdown, server_header=False,
                 timeout_keep_alive=int(os.environ.get("PROXY_KEEPALIVE_S", "75")))
+
+
+def _wait_for_store(settings: Settings) -> None:
+    """Before serving: ping the store for up to ``store_startup_timeout_s`` seconds. Unreachable:
+    one line on stderr (URL with the password masked, what failed, what to check), exit 1, no traceback."""
+    import asyncio
+
+    from app.store.mongo import StoreUnreachable, open_store, wait_until_reachable
+
+    assert settings.mongodb_url is not None
+    url = settings.mongodb_url.get_secret_value()
+
+    async def check() -> None:
+        store = open_store(url, settings.mongodb_database)
+        try:
+            await wait_until_reachable(store, url, timeout_s=settings.store_startup_timeout_s,
+                                       on_first_failure=lambda line: click.echo(line, err=True))
+        finally:
+            store.close()
+
+    try:
+        asyncio.run(check())
+    except StoreUnreachable as exc:
+        click.echo(f"store error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

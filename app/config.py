@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     circuit_open_s: float = Field(30.0, gt=0)
     cooldown_cache_ttl_s: float = Field(2.0, ge=0)
 
+    # --- store outages, admin sessions, API docs (issue 10, branch authstore) ----------------
+    # Known access keys keep working from their last good lookup this long while the store fails.
+    key_stale_grace_s: float = Field(900.0, ge=0)
+    # `serve` waits this long for an unreachable store at start (ping with backoff), then exits 1.
+    store_startup_timeout_s: float = Field(30.0, ge=0)
+    api_docs_enabled: bool = False  # /docs, /redoc and /openapi.json
+
     # --- operations -------------------------------------------------------------------------
     log_level: str = "INFO"
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: /metrics only from loopback
