@@ -37,7 +37,7 @@ from app.store.cooldowns import CooldownRepository
 from app.store.limits import INDEXES as LIMIT_INDEXES
 from app.store.limits import RateCounterRepository
 from app.store.model_map import ModelMapCache, ModelMapRepository
-from app.store.mongo import ensure_indexes, open_store
+from app.store.mongo import ensure_indexes, open_store, store_url
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
@@ -59,8 +59,11 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         pricing = PriceTable(settings.pricing_overrides)
     except ValueError as exc:
         raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
-    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-    store = open_store(url, settings.mongodb_database)
+    try:
+        url = store_url(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES})
     await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
@@ -91,7 +94,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
-    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id, region=settings.bedrock_region,
+    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
+                         region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
     bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
                                      connect_timeout_s=settings.bedrock_connect_timeout_s,
