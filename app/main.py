@@ -40,7 +40,8 @@ from app.store.limits import RateCounterRepository
 from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.admins import INDEXES as ADMIN_INDEXES
 from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
-from app.store.mongo import STORE_ERRORS, StoreUnreachable, describe_store_error, ensure_indexes, open_store, redact_url
+from app.store.mongo import (STORE_ERRORS, StoreUnreachable, describe_store_error, ensure_indexes, open_store,
+                             redact_url, store_url)
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
@@ -64,8 +65,11 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         pricing = PriceTable(settings.pricing_overrides)
     except ValueError as exc:
         raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
-    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-    store = open_store(url, settings.mongodb_database)
+    try:
+        url = store_url(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     try:
         await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
@@ -108,7 +112,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
-    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id, region=settings.bedrock_region,
+    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
+                         region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
     bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
                                      connect_timeout_s=settings.bedrock_connect_timeout_s,
