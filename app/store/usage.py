@@ -37,7 +37,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from app.store.errors import UnwrittenEvents, describe, is_data_error_code, is_transient
-from app.usage.buckets import COUNTERS, Granularity, Retention, Scope, bucket_keys, event_counters, fold
+from app.usage.buckets import COUNTERS, Granularity, Retention, Scope, event_counters, fold
 from app.usage.events import UsageEvent
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class _Fold:
     fold_id: FoldId
     ids: tuple[object, ...]  # the ids of the whole batch the caller passed (to recognise its retry)
     events: list[UsageEvent]  # the events this fold tries to store (the batch minus pre-flight rejects)
+    docs: list[dict[str, Any]]  # their documents (without fold_id)
     rejected: list[tuple[UsageEvent, str]] = dataclasses.field(default_factory=list)
     isolated: bool = True  # every rejected event was found bad on its own
     journaled: bool = False
@@ -140,23 +141,29 @@ def event_from_document(doc: dict[str, Any]) -> UsageEvent:
     return UsageEvent(**values)
 
 
-def preflight(events: Sequence[UsageEvent]) -> tuple[list[UsageEvent], list[tuple[UsageEvent, str]]]:
-    """Split ``events`` into those the store can take and ``(event, reason)`` for the others, before
-    anything is written: each event document is encoded with pymongo's BSON encoder (the one the
-    driver uses; mongomock does not check everything it does) and its bucket keys and counters are
-    computed. Catches what sanitising missed: strings UTF-8 cannot encode, integers past 64 bits,
-    values of types BSON does not know."""
-    good: list[UsageEvent] = []
+def preflight(events: Sequence[UsageEvent]) -> tuple[list[tuple[UsageEvent, dict[str, Any]]],
+                                                     list[tuple[UsageEvent, str]]]:
+    """Split ``events`` into ``(event, document)`` for those the store can take and
+    ``(event, reason)`` for the others, before anything is written: each event document is encoded
+    with pymongo's BSON encoder (the one the driver uses; mongomock does not check everything it
+    does), its counters too, and the fields its bucket keys are built from are checked. Catches what
+    sanitising missed: strings UTF-8 cannot encode, integers past 64 bits, types BSON does not know.
+    The documents are reused for the insert (about 16 µs per event here, encoding included)."""
+    good: list[tuple[UsageEvent, dict[str, Any]]] = []
     bad: list[tuple[UsageEvent, str]] = []
     for event in events:
         try:
-            bson.encode({**event.to_document(), "fold_id": ""})
+            doc = event.to_document()
+            bson.encode(doc)
             bson.encode(event_counters(event))
-            bucket_keys(event)
+            if not isinstance(event.time, datetime):
+                raise TypeError(f"time: expected a datetime, got {type(event.time).__name__}")
+            if not isinstance(event.model, (str, type(None))):
+                raise TypeError(f"model: expected a string, got {type(event.model).__name__}")
         except Exception as exc:  # noqa: BLE001 - any failure here is about this event's data
             bad.append((event, describe(exc)))
         else:
-            good.append(event)
+            good.append((event, doc))
     return good, bad
 
 
@@ -183,7 +190,7 @@ def dead_letter_document(event: UsageEvent, reason: str, *, now: datetime, write
         text = ascii(event)[:DEAD_LETTER_REPR_CHARS]
     except Exception:  # noqa: BLE001
         text = "<unprintable>"
-    return {"_id": f"event|{event_id}", "kind": "event", "event_id": event_id, "reason": ascii(reason)[1:-1][:1000],
+    return {"_id": f"event|{event_id}", "kind": "event", "event_id": event_id, "reason": str(reason).encode("ascii", "backslashreplace").decode()[:1000],
             "event": text, "document": {name: _storable(value) for name, value in fields.items()},
             "user_id": _storable(fields.get("user_id")), "access_key_id": _storable(fields.get("access_key_id")),
             "writer": writer, "dead_lettered_at": now, "expires_at": now + timedelta(days=DEAD_LETTER_KEEP_DAYS)}
@@ -236,7 +243,8 @@ class UsageRepository:
             if not good:
                 raise UnwrittenEvents(bad, isolated=True)
             self._seq += 1
-            pending = self._pending = _Fold(FoldId(self.writer_id, self._seq), ids, good, rejected=bad)
+            pending = self._pending = _Fold(FoldId(self.writer_id, self._seq), ids, [e for e, _ in good],
+                                            [doc for _, doc in good], rejected=bad)
         await self._run(pending)
         self._pending = None
         if pending.rejected:
@@ -279,7 +287,7 @@ class UsageRepository:
         stored by another fold, which then counts them, or the store refused some as invalid, which
         are added to ``fold_.rejected``)."""
         fold_id, events = str(fold_.fold_id), fold_.events
-        docs = [{**e.to_document(), "fold_id": fold_id} for e in events]
+        docs = [{**doc, "fold_id": fold_id} for doc in fold_.docs]
         refused: dict[int, str] = {}
         try:
             await self._events.insert_many(docs, ordered=False)
