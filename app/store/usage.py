@@ -1,5 +1,5 @@
-"""Usage at rest: raw events (``usage_events``), time-bucket aggregates (``usage_buckets``) and
-the write protocol's fold journal (``usage_folds``).
+"""Usage at rest: raw events (``usage_events``), time-bucket aggregates (``usage_buckets``), the
+write protocol's fold journal (``usage_folds``) and what the store cannot take (``usage_dead_letter``).
 
 Write protocol (``UsageRepository.write_batch``), idempotent per event without transactions, so it
 runs on DocumentDB 5.0 (no ``$merge``, no transactions, no retryable writes). Every batch gets a
@@ -19,6 +19,16 @@ A crash after step 1 leaves a fold not done; ``sweep()`` (any replica, after a g
 re-reads its events by fold id and re-applies step 3 with the *same* fold id, which completes the
 buckets the crash missed and skips those already counted. See docs/usage.md for the guarantee and
 the remaining window.
+
+Data errors (issue 10) never leave the writer stuck on a batch: before step 1 every event document
+is encoded with pymongo's BSON encoder (``preflight``); events that fail are left out of the fold.
+Documents the server refuses at step 2 (per-document write errors with a data code) are left out
+too; after a batch-wide data error at step 2 the fold keeps the events that landed (read back by
+id). The fold then completes normally and ``write_batch`` raises ``UnwrittenEvents`` naming the
+events it did not store, which the recorder splits or dead-letters (``dead_letter`` ->
+``usage_dead_letter``). A bucket update the server refuses at step 3 is dead-lettered with the
+fold's counters for that bucket. Transient errors (``app.store.errors.is_transient``) are raised
+unchanged and the same batch resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -237,6 +247,9 @@ class UsageRepository:
             # A different batch while one is unfinished: finish the old one first, so this writer's
             # folds reach every bucket in seq order.
             await self._run(pending)
+            if pending.rejected:  # only if a caller gave up on a batch mid-retry (not the recorder)
+                log.error("usage batch %s given up by its caller: %d unwritable events not reported",
+                          pending.fold_id, len(pending.rejected))
             self._pending = pending = None
         if pending is None:
             good, bad = preflight(events)
