@@ -107,7 +107,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                              flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max,
                              max_backoff_s=settings.usage_retry_max_backoff_s, price=pricing.cost_usd_micros,
                              observers=(metrics.observe,), ledger=pending, sweep=sweep,
-                             sweep_interval_s=settings.usage_sweep_interval_s)
+                             sweep_interval_s=settings.usage_sweep_interval_s,
+                             dead_letter=usage.dead_letter)  # issue 10: unwritable events go here
     metrics.watch(recorder)
     quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
                             store_timeout_s=settings.quota_store_timeout_s,
