@@ -34,17 +34,20 @@ from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
+from app.store.leases import INDEXES as LEASE_INDEXES
+from app.store.leases import LeaseRepository
 from app.store.limits import INDEXES as LIMIT_INDEXES
-from app.store.limits import RateCounterRepository
 from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.mongo import ensure_indexes, open_store
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
+from app.usage.admission import QuotaAdmission
 from app.usage.buckets import Retention
+from app.usage.lease_book import LeaseBook
+from app.usage.ledger import PendingUsage
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
 from app.usage.pricing import PriceTable
-from app.usage.quotas import PendingUsage, QuotaAdmission
 from app.usage.recorder import UsageRecorder
 from app.usage.routes import router as usage_router
 
@@ -61,7 +64,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
     url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
     store = open_store(url, settings.mongodb_database)
-    await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES})
+    await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **LEASE_INDEXES})
     await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
     usage = UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
@@ -88,7 +91,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                              observers=(metrics.observe,), ledger=pending, sweep=sweep,
                              sweep_interval_s=settings.usage_sweep_interval_s)
     metrics.watch(recorder)
-    quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
+    quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id, region=settings.bedrock_region,
@@ -126,6 +129,12 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     return services
 
 
+def quota_leases(settings: Settings, repo: LeaseRepository) -> LeaseBook:
+    return LeaseBook(repo, lease_ttl_s=settings.quota_lease_ttl_s, slice_fraction=settings.quota_lease_slice_fraction,
+                     sync_interval_s=settings.quota_sync_interval_s, store_timeout_s=settings.quota_store_timeout_s,
+                     degraded_s=settings.quota_degraded_s)
+
+
 def fallback_options(settings: Settings) -> FallbackOptions:
     return FallbackOptions(default_policy=settings.default_fallback_policy, force_fallback=settings.force_fallback,
                            fallback_on_auth_errors=settings.fallback_on_auth_errors,
@@ -147,6 +156,8 @@ async def _seed_demo(services: Services, *, generated_password: str | None) -> N
 
 async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
+    if services.quotas is not None:
+        await services.quotas.aclose()  # give quota leases back before the usage flush
     await services.recorder.aclose()
     await services.upstream.aclose()
     if services.bedrock_runtime is not None:
@@ -166,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await build_services(settings, metrics=metrics)
         app.state.services = services
         services.recorder.start()
+        if services.quotas is not None:
+            services.quotas.start()
         try:
             yield
         finally:
