@@ -200,3 +200,16 @@ async def test_no_store_round_trip_per_request_in_steady_state(monkeypatch: pyte
 
 def test_the_price_table_prices_the_fake_model() -> None:
     assert PriceTable().knows(MODEL)  # the cost limit test needs a priced model
+
+
+async def test_a_store_outage_fails_open_and_each_replica_still_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    faults = Faults(collections=("quota_counters",))
+    async with in_process_proxy(monkeypatch, wrap_db=faults.wrap, upstream=BoundedUpstream()) as proxy:
+        _, key_id, key = await proxy.new_user_key()
+        await proxy.admin("PATCH", f"/admin/access-keys/{key_id}", json={"limits": {"tokens_per_minute": 1000}})
+        faults.down = True
+        responses = await asyncio.gather(*(send(proxy, key, n) for n in range(CONCURRENCY)))
+        assert {r.status_code for r in responses} == {200, 429}  # never a 5xx from the quota store
+        admitted, tokens, _ = await recorded(proxy, key_id)
+        print(f"\nstore down, tokens_per_minute=1000, one replica: admitted {admitted}, final {tokens} tokens")
+        assert faults.injected >= 1 and tokens <= 1000  # counted locally against the whole limit
