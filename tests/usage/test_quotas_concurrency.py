@@ -15,11 +15,14 @@ import json
 import math
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from mongomock_motor import AsyncMongoMockClient
+
+import app.main
 
 from app.usage.pricing import PriceTable
 from tests.usage.conftest import CLIENT_CREDENTIAL, InProcessProxy, _Chunks, _sse, in_process_proxy, usage_settings
@@ -58,6 +61,20 @@ class BoundedUpstream:
                                      "usage": {"output_tokens": usage["output_tokens"]}}),
                   ("message_stop", {"type": "message_stop"})]
         return httpx.Response(200, stream=_Chunks(_sse(events)), headers={"content-type": "text/event-stream"})
+
+
+@pytest.fixture(autouse=True)
+def frozen_quota_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app's quota clock stands still (a burst never straddles two windows on a slow machine)."""
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    real = app.main.build_services
+
+    async def build_services(*args: Any, **kwargs: Any) -> Any:
+        services = await real(*args, **kwargs)
+        services.quotas.clock = lambda: now
+        return services
+
+    monkeypatch.setattr(app.main, "build_services", build_services)
 
 
 async def send(proxy: InProcessProxy, key: str, n: int) -> httpx.Response:
@@ -184,6 +201,8 @@ async def test_every_reservation_is_settled_exactly_once(monkeypatch: pytest.Mon
         book = proxy.services.quotas.book
         [counter_id] = [c for c in book._leases if c.startswith(f"tokens:key:{key_id}:day:")]
         assert book.used(counter_id, None) == tokens  # reserved estimates all replaced by the actuals
+        await book.aclose()  # the lease goes back: the shared counter holds exactly the actual usage
+        assert (await proxy.services.store.db["quota_counters"].find_one({"_id": counter_id}))["granted"] == tokens
 
 
 async def test_no_store_round_trip_per_request_in_steady_state(monkeypatch: pytest.MonkeyPatch) -> None:
