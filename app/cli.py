@@ -32,6 +32,7 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
     from app.config import Settings
     from app.logs import configure_logging
     from app.main import create_app
+    from app.proxy.drain import DrainingServer
 
     try:
         settings = Settings()
@@ -43,10 +44,14 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=proxy_headers,
-                forwarded_allow_ips=forwarded_allow_ips, access_log=False, log_config=None,
-                timeout_graceful_shutdown=timeout_graceful_shutdown, server_header=False,
-                timeout_keep_alive=int(os.environ.get("PROXY_KEEPALIVE_S", "75")))
+    app = create_app(settings)
+    # uvicorn.run() with a Server that tells the app when shutdown begins, so streams still open
+    # at the end of the grace period get an SSE error instead of a reset (app/proxy/drain.py).
+    config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,
+                            forwarded_allow_ips=forwarded_allow_ips, access_log=False, log_config=None,
+                            timeout_graceful_shutdown=timeout_graceful_shutdown, server_header=False,
+                            timeout_keep_alive=int(os.environ.get("PROXY_KEEPALIVE_S", "75")))
+    DrainingServer(config, drain=app.state.drain).run()
 
 
 if __name__ == "__main__":  # pragma: no cover

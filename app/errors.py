@@ -12,6 +12,7 @@ Hierarchy (status, Anthropic ``error.type``), after https://docs.anthropic.com/e
     ├── ApiError              500 api_error
     ├── UpstreamUnavailable   502 api_error          (connect error / bad gateway)
     ├── UpstreamTimeout       504 timeout_error
+    ├── UpstreamPoolExhausted 503 overloaded_error   (the proxy's own connection cap is full)
     └── Overloaded            529 overloaded_error
 
 JSON callers get ``{"type": "error", "error": {"type": ..., "message": ...}}`` with the status;
@@ -81,6 +82,13 @@ class UpstreamUnavailable(ProxyError):
 
 class UpstreamTimeout(ProxyError):
     status_code, error_type = 504, "timeout_error"
+
+
+class UpstreamPoolExhausted(ProxyError):
+    """Every connection this replica may open to an upstream is in use and none freed up in time.
+    A local limit, not the provider's failure: never counted against the client's credential."""
+
+    status_code, error_type = 503, "overloaded_error"
 
 
 class Overloaded(ProxyError):
