@@ -36,6 +36,7 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
     from app.config import Settings
     from app.logs import configure_logging
     from app.main import create_app
+    from app.proxy.drain import DrainingServer
 
     try:
         settings = Settings()
@@ -49,10 +50,14 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
     configure_logging(settings.log_level)
     if not settings.embedded_store:
         _wait_for_store(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=proxy_headers,
-                forwarded_allow_ips=forwarded_allow_ips, access_log=False, log_config=None,
-                timeout_graceful_shutdown=timeout_graceful_shutdown, server_header=False,
-                timeout_keep_alive=settings.keepalive_timeout_s)
+    app = create_app(settings)
+    # uvicorn.run() with a Server that tells the app when shutdown begins, so streams still open
+    # at the end of the grace period get an SSE error instead of a reset (app/proxy/drain.py).
+    config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,
+                            forwarded_allow_ips=forwarded_allow_ips, access_log=False, log_config=None,
+                            timeout_graceful_shutdown=timeout_graceful_shutdown, server_header=False,
+                            timeout_keep_alive=settings.keepalive_timeout_s)
+    DrainingServer(config, drain=app.state.drain).run()
 
 
 @main.command("db-init")

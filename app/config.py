@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     mongodb_max_pool_size: int | None = Field(None, gt=0)  # per server; unset: the driver's 100
     # Region of the KMS key that seals Bedrock API keys; unset: bedrock_region (the stack sets its own).
     kms_region: str | None = None
+    # --- connection caps (proxy reliability: local limits are not upstream failures) -----------
+    # Wait this long for a free pooled connection to Anthropic (of max_upstream_connections), then
+    # fall back to Bedrock (reason local_pool_exhausted) or answer 503 overloaded_error.
+    upstream_pool_timeout_s: float = Field(10.0, gt=0)
+    # Concurrent Bedrock calls and streams per replica. Sized like max_upstream_connections: a 429
+    # storm moves every in-flight request of a credential (and a cooldown, all later ones) at once.
+    bedrock_max_connections: int = Field(1000, gt=0)
+    bedrock_pool_timeout_s: float = Field(10.0, gt=0)  # wait for a free one, then 503 overloaded_error
 
     # --- operations -------------------------------------------------------------------------
     log_level: str = "INFO"

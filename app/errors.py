@@ -13,6 +13,7 @@ Hierarchy (status, Anthropic ``error.type``), after https://docs.anthropic.com/e
     ├── UpstreamUnavailable   502 api_error          (connect error / bad gateway)
     ├── ServiceUnavailable    503 overloaded_error   (the proxy's own store is down; carries retry_after_s)
     ├── UpstreamTimeout       504 timeout_error
+    ├── UpstreamPoolExhausted 503 overloaded_error   (the proxy's own connection cap is full)
     └── Overloaded            529 overloaded_error
 
 JSON callers get ``{"type": "error", "error": {"type": ..., "message": ...}}`` with the status;
@@ -98,6 +99,13 @@ class ServiceUnavailable(ProxyError):
 
 class UpstreamTimeout(ProxyError):
     status_code, error_type = 504, "timeout_error"
+
+
+class UpstreamPoolExhausted(ProxyError):
+    """Every connection this replica may open to an upstream is in use and none freed up in time.
+    A local limit, not the provider's failure: never counted against the client's credential."""
+
+    status_code, error_type = 503, "overloaded_error"
 
 
 class Overloaded(ProxyError):

@@ -27,6 +27,7 @@ from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_bod
 from app.proxy.anthropic import AnthropicUpstream
 from app.proxy.bedrock_path import BedrockKeys, BedrockPath
 from app.proxy.cooldowns import CooldownTracker
+from app.proxy.drain import Drain, DrainMiddleware
 from app.proxy.forward import FallbackOptions, Forwarder
 from app.proxy.responses import error_response
 from app.proxy.routes import router as proxy_router
@@ -60,9 +61,11 @@ log = logging.getLogger(__name__)
 READY_PING_TIMEOUT_S = 2.0
 
 
-async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = None) -> Services:
+async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = None,
+                         drain: Drain | None = None) -> Services:
     """Open everything one app instance needs. Raises ConfigError for missing secrets or bad
-    ``pricing_overrides``. ``metrics``: the app's registry (created here when not given)."""
+    ``pricing_overrides``. ``metrics``: the app's registry (created here when not given);
+    ``drain``: the app's shutdown state (see app/proxy/drain.py)."""
     secrets = resolve_secrets(settings)
     try:
         pricing = PriceTable(settings.pricing_overrides)
@@ -98,7 +101,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                                f"({describe_store_error(exc)})") from None
     upstream = AnthropicUpstream(settings.anthropic_base_url, connect_timeout_s=settings.connect_timeout_s,
                                  read_timeout_s=settings.read_timeout_s,
-                                 max_connections=settings.max_upstream_connections)
+                                 max_connections=settings.max_upstream_connections,
+                                 pool_timeout_s=settings.upstream_pool_timeout_s)
     metrics = metrics or ProxyMetrics()
     metrics.pricing = pricing
     pending = PendingUsage()
@@ -121,13 +125,16 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                          kms_endpoint_url=settings.kms_endpoint_url)
     bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
                                      connect_timeout_s=settings.bedrock_connect_timeout_s,
-                                     read_timeout_s=settings.bedrock_read_timeout_s)
+                                     read_timeout_s=settings.bedrock_read_timeout_s,
+                                     max_connections=settings.bedrock_max_connections,
+                                     pool_timeout_s=settings.bedrock_pool_timeout_s)
+    metrics.watch_bedrock(bedrock_runtime)
     model_map_repo = ModelMapRepository(store.db)
     model_map = ModelMapCache(model_map_repo, settings.bedrock_model_map)
     bedrock_keys = BedrockKeys(keys, cipher)
     bedrock = BedrockPath(bedrock_runtime, bedrock_keys, model_map=model_map,
                           profile_prefix=settings.bedrock_inference_profile_prefix,
-                          ping_interval_s=settings.bedrock_ping_interval_s)
+                          ping_interval_s=settings.bedrock_ping_interval_s, drain=drain)
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
@@ -140,7 +147,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                                                       failure_threshold=settings.circuit_failure_threshold,
                                                       window_s=settings.circuit_window_s,
                                                       open_s=settings.circuit_open_s),
-                            options=fallback_options(settings)),
+                            options=fallback_options(settings), drain=drain),
         secret_key=secrets.secret_key, metrics=metrics, pricing=pricing, quotas=quotas,
         bedrock_runtime=bedrock_runtime, cipher=cipher,
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
@@ -195,10 +202,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app. Tests pass their own ``Settings``; the CLI passes the environment's."""
     settings = settings or get_settings()
     metrics = ProxyMetrics()  # per app, so apps built in one process (tests) never share series
+    drain = Drain()  # told by DrainingServer when shutdown begins (app/proxy/drain.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await build_services(settings, metrics=metrics)
+        services = await build_services(settings, metrics=metrics, drain=drain)
         app.state.services = services
         services.recorder.start()
         if services.quotas is not None:
@@ -206,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            drain.close()
             await close_services(services)
 
     # /docs, /redoc and /openapi.json describe the whole admin API: off unless PROXY_API_DOCS_ENABLED.
@@ -219,6 +228,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(usage_router)
     app.include_router(ui_router)
     app.add_middleware(InFlightMiddleware, metrics=metrics)
+    app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
+    app.state.drain = drain
     _add_ops_routes(app)
     _add_error_handlers(app)
     return app

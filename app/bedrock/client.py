@@ -7,6 +7,13 @@ data loader; either way never per request): one for the default AWS credential c
 bounded LRU keyed by the token's SHA-256 and closed when evicted and no longer in use.
 botocore retries are off (``total_max_attempts: 1``): the proxy decides what to retry.
 
+Connections: at most ``max_connections`` calls and open streams per replica, over all clients
+(an ``asyncio.Semaphore`` in front of them; each client's own aiohttp pool has the same size, so
+the semaphore is the cap that binds). A call that finds them all in use waits up to
+``pool_timeout_s``, counted in ``waiting`` (and ``waits``), then fails with ``UpstreamPoolExhausted``
+(503 ``overloaded_error``). ``in_use`` / ``waiting`` / ``waits`` / ``max_connections`` are exported as
+metrics (app/usage/metrics.py).
+
 Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
 /API_runtime_ConverseStream.html, /API_runtime_CountTokens.html, and for API keys
 https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
@@ -32,8 +39,8 @@ from botocore.loaders import Loader, create_loader
 from botocore.tokens import FrozenAuthToken, TokenProviderChain
 from cachetools import LRUCache
 
-from app.bedrock.errors import BEDROCK_ERRORS, map_bedrock_error
-from app.errors import ApiError
+from app.bedrock.errors import map_bedrock_errors
+from app.errors import ApiError, UpstreamPoolExhausted
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +136,19 @@ class BedrockRuntime:
     AWS credential chain. Call ``aclose()`` on shutdown."""
 
     def __init__(self, region: str, *, endpoint_url: str | None = None, connect_timeout_s: float = 10.0,
-                 read_timeout_s: float = 600.0, max_pool_connections: int = 100,
+                 read_timeout_s: float = 600.0, max_connections: int = 1000, pool_timeout_s: float | None = None,
                  max_bearer_clients: int = 256) -> None:
         self.region, self.endpoint_url = region, endpoint_url
         self._config_options: dict[str, Any] = dict(
             region_name=region, connect_timeout=connect_timeout_s, read_timeout=read_timeout_s,
-            max_pool_connections=max_pool_connections, tcp_keepalive=True,
+            max_pool_connections=max_connections, tcp_keepalive=True,
             retries={"total_max_attempts": 1, "mode": "standard"})
+        self.max_connections = max_connections
+        self._pool_timeout_s = connect_timeout_s if pool_timeout_s is None else pool_timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
+        self.in_use = 0  # calls and streams holding one of the max_connections slots
+        self.waiting = 0  # calls waiting for a slot
+        self.waits = 0  # calls that had to wait (counter)
         self._default: _Pooled | None = None
         self._bearer = _ClientCache(max_bearer_clients)
         self._lock = asyncio.Lock()
@@ -175,10 +188,8 @@ class BedrockRuntime:
             pooled = self._default if key is None else self._bearer.get(key)
             if pooled is not None:
                 return pooled
-            try:
+            with map_bedrock_errors():
                 pooled = await self._create(bearer_token)
-            except BEDROCK_ERRORS as exc:
-                raise map_bedrock_error(exc) from exc
             if key is None:
                 log.info("bedrock client created (region=%s, credentials=default chain)", self.region)
                 self._default = pooled
@@ -193,26 +204,51 @@ class BedrockRuntime:
             return pooled
 
     @asynccontextmanager
-    async def _lease(self, bearer_token: str | None) -> AsyncIterator[Any]:
-        """The client for a call; an evicted client is closed when its last lease ends."""
-        pooled = await self._acquire(bearer_token)
-        pooled.in_use += 1
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the ``max_connections`` slots, waited for at most ``pool_timeout_s``.
+        Raises UpstreamPoolExhausted."""
+        if self._slots.locked():
+            self.waits += 1
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(self._pool_timeout_s):  # not wait_for: 3.11's can leak a slot
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamPoolExhausted(
+                    f"all {self.max_connections} Bedrock connections of this proxy are in use "
+                    "(PROXY_BEDROCK_MAX_CONNECTIONS); retry shortly", headers={"retry-after": "1"}) from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self._slots.acquire()
+        self.in_use += 1
         try:
-            yield pooled.client
+            yield
         finally:
-            pooled.in_use -= 1
-            if pooled.retired and pooled.in_use == 0:
-                await pooled.close()
+            self.in_use -= 1
+            self._slots.release()
+
+    @asynccontextmanager
+    async def _lease(self, bearer_token: str | None) -> AsyncIterator[Any]:
+        """A connection slot and the client for a call; an evicted client is closed when its
+        last lease ends."""
+        async with self._slot():
+            pooled = await self._acquire(bearer_token)
+            pooled.in_use += 1
+            try:
+                yield pooled.client
+            finally:
+                pooled.in_use -= 1
+                if pooled.retired and pooled.in_use == 0:
+                    await pooled.close()
 
     async def converse(self, request: dict[str, Any], *, bearer_token: str | None = None) -> dict[str, Any]:
         """Converse. ``request``: botocore kwargs (modelId, messages, system, inferenceConfig,
         toolConfig, additionalModelRequestFields, ...). Returns botocore's response dict
         (output.message, stopReason, usage, metrics, ResponseMetadata)."""
         async with self._lease(bearer_token) as client:
-            try:
+            with map_bedrock_errors():
                 return await client.converse(**request)
-            except BEDROCK_ERRORS as exc:
-                raise map_bedrock_error(exc) from exc
 
     async def converse_stream(self, request: dict[str, Any], *,
                               bearer_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -220,21 +256,19 @@ class BedrockRuntime:
         shape: ``{"messageStart": {...}}``, ``{"contentBlockDelta": {...}}``, ...,
         ``{"metadata": {"usage": {...}, "metrics": {"latencyMs": ...}}}``.
 
-        Nothing is sent until the first ``anext``. Errors before the first event and exception
-        frames or disconnects mid-stream raise ProxyError. Stopping early (``aclose()``, or a
-        cancelled consumer) closes the HTTP response, so its connection is not reused.
+        Nothing is sent until the first ``anext``. Errors before the first event, exception
+        frames, corrupt frames (bad CRC, garbage) and disconnects mid-stream raise ProxyError.
+        Stopping early (``aclose()``, or a cancelled consumer) closes the HTTP response, so its
+        connection is not reused.
         """
         async with self._lease(bearer_token) as client:
-            try:
+            with map_bedrock_errors():
                 response = await client.converse_stream(**request)
-            except BEDROCK_ERRORS as exc:
-                raise map_bedrock_error(exc) from exc
             stream = response["stream"]
             try:
-                async for event in stream:
-                    yield event
-            except BEDROCK_ERRORS as exc:
-                raise map_bedrock_error(exc) from exc
+                with map_bedrock_errors():
+                    async for event in stream:
+                        yield event
             finally:
                 stream.close()
 
@@ -243,11 +277,9 @@ class BedrockRuntime:
         """CountTokens for a Converse input (``messages``, ``system``, ``toolConfig``); returns
         ``inputTokens`` (tokens)."""
         async with self._lease(bearer_token) as client:
-            try:
+            with map_bedrock_errors():
                 response = await client.count_tokens(modelId=model_id, input={"converse": converse_input})
-            except BEDROCK_ERRORS as exc:
-                raise map_bedrock_error(exc) from exc
-        return int(response["inputTokens"])
+                return int(response["inputTokens"])
 
     async def aclose(self) -> None:
         """Close every client (in-flight calls fail with a connection error)."""

@@ -1,14 +1,18 @@
 """Bedrock failures -> the ProxyError the client sees (Anthropic's status and ``error.type``).
 
-Pure: no I/O. Used by app/bedrock/client.py for calls and for errors raised while iterating a
-ConverseStream. Source: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html#API_runtime_ConverseStream_Errors
+Pure: no I/O. Used by app/bedrock/client.py, through ``map_bedrock_errors()``, around every call
+and around the iteration of a ConverseStream. Source:
+https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html#API_runtime_ConverseStream_Errors
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import aiohttp
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -18,6 +22,7 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from app.errors import (
     ApiError,
@@ -30,9 +35,19 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+
 # Errors a Bedrock call or stream iteration can raise; anything else is a bug and propagates.
 BEDROCK_ERRORS: tuple[type[BaseException], ...] = (
     ClientError, BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError)
+
+# What botocore raises for an answer it cannot read: event-stream frames with a bad CRC, a bad
+# length or garbage (``botocore.eventstream.ParserError``: ChecksumMismatch, InvalidHeadersLength,
+# InvalidPayloadLength, DuplicateHeader ...), a body its parser rejects (ResponseParserError), and
+# -- because botocore's JSON parser trusts the shapes -- AttributeError / TypeError / ValueError /
+# KeyError for a body of the wrong types (``"output": "text"``, ``"inputTokens": "abc"``). None of
+# them is documented as a call's error, so they are caught only around the library call itself.
+MALFORMED_ANSWER_ERRORS: tuple[type[BaseException], ...] = (
+    EventStreamParserError, ResponseParserError, AttributeError, TypeError, ValueError, KeyError)
 
 # Error codes (HTTP ``x-amzn-ErrorType`` or the stream's ``:exception-type``, first letter
 # upper-cased) -> ProxyError class. Unknown codes are ApiError.
@@ -79,6 +94,8 @@ def map_bedrock_error(exc: BaseException) -> ProxyError:
     ConnectionClosedError, ConnectTimeoutError
     ReadTimeoutError, asyncio.TimeoutError (incl. aiohttp's    UpstreamTimeout      504
     socket read timeouts mid-stream)
+    a malformed answer (MALFORMED_ANSWER_ERRORS: bad           UpstreamUnavailable  502
+    event-stream CRC or framing, unparseable or mistyped body)
     =========================================================  ===================  ===========
 
     The same codes arrive as HTTP errors (``ClientError``) and as exception frames mid-stream
@@ -104,4 +121,18 @@ def map_bedrock_error(exc: BaseException) -> ProxyError:
     if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError,
                         aiohttp.ClientError)):
         return UpstreamUnavailable(f"Bedrock: connection failed ({type(exc).__name__}: {exc})")
+    if isinstance(exc, MALFORMED_ANSWER_ERRORS):
+        # The parser's message may quote the body: only the exception's name goes out.
+        return UpstreamUnavailable(f"Bedrock: malformed response ({type(exc).__name__})")
     return ApiError(f"Bedrock: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def map_bedrock_errors() -> Iterator[None]:
+    """``with map_bedrock_errors(): await client.converse(...)``: raises the mapped ProxyError
+    (``from`` the original) for BEDROCK_ERRORS and MALFORMED_ANSWER_ERRORS; anything else
+    (ProxyError, cancellation, GeneratorExit) passes through unchanged."""
+    try:
+        yield
+    except BEDROCK_ERRORS + MALFORMED_ANSWER_ERRORS as exc:
+        raise map_bedrock_error(exc) from exc

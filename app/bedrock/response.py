@@ -4,6 +4,11 @@ In: botocore's parsed ``converse`` output ``{output: {message: {role, content}},
 additionalModelResponseFields?, metrics}`` (binary fields are ``bytes``). Out: ``{id, type: message,
 role: assistant, model, content, stop_reason, stop_sequence, usage}`` with ``model`` = the id the
 client asked for, never the Bedrock id.
+
+A body that is not a Converse response (no ``output.message``, ``content`` not a list of objects,
+a block's fields of the wrong type, a ``stopReason`` that is not a string, ``usage`` counts that are
+not non-negative integers) raises ``MalformedResponse`` (502 ``api_error``), never a KeyError or
+TypeError. botocore trusts the service model and passes such values through as they came.
 Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
 https://docs.anthropic.com/en/api/messages
 """
@@ -17,8 +22,25 @@ from typing import Any
 
 from app.bedrock.shapes import STOP_REASONS
 from app.bedrock.tool_ids import from_bedrock_id
+from app.errors import UpstreamUnavailable
 
 _ALPHABET = string.ascii_letters + string.digits
+
+
+class MalformedResponse(UpstreamUnavailable):
+    """Bedrock answered with something that is not a Converse response / stream event (502)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"Bedrock: malformed response ({where})")
+
+
+def expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    """``value`` if it is a ``kind`` (a bool is never an int here), else raise MalformedResponse."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
+        return value
+    expected = " or ".join(k.__name__ for k in kinds)
+    raise MalformedResponse(f"{where}: expected {expected}, got {type(value).__name__}")
 
 
 def new_message_id() -> str:
@@ -36,11 +58,13 @@ def to_message(response: dict[str, Any], *, model: str, message_id: str | None =
     ``omit_thinking`` (the request had ``thinking.display: "omitted"``): thinking blocks keep their
     signature and get ``thinking: ""``, as Anthropic returns them.
     """
-    message = (response.get("output") or {}).get("message") or {}
-    content = [b for b in (to_content_block(block) for block in message.get("content") or []) if b]
+    expect(response, dict, "response")
+    message = expect(expect(response.get("output"), dict, "output").get("message"), dict, "output.message")
+    blocks = expect(message.get("content"), list, "output.message.content")
+    content = [b for b in (to_content_block(expect(block, dict, "content block")) for block in blocks) if b]
     if omit_thinking:
         content = [{**b, "thinking": ""} if b["type"] == "thinking" else b for b in content]
-    stop_reason = to_stop_reason(response.get("stopReason"))
+    stop_reason = to_stop_reason(expect(response.get("stopReason"), (str, type(None)), "stopReason"))
     return {
         "id": message_id or new_message_id(),
         "type": "message",
@@ -55,19 +79,22 @@ def to_message(response: dict[str, Any], *, model: str, message_id: str | None =
 
 def to_content_block(block: dict[str, Any]) -> dict[str, Any] | None:
     """One Converse content block -> Anthropic block, or None for ones with no Anthropic form
-    (empty text, citationsContent metadata, cachePoint)."""
+    (empty text, citationsContent metadata, cachePoint). Raises MalformedResponse."""
     if "text" in block:
-        return {"type": "text", "text": block["text"]} if block["text"] else None
+        text = expect(block["text"], str, "text")
+        return {"type": "text", "text": text} if text else None
     if "toolUse" in block:
-        tool = block["toolUse"]
-        return {"type": "tool_use", "id": from_bedrock_id(tool["toolUseId"]), "name": tool["name"],
-                "input": tool.get("input") or {}}
+        tool = expect(block["toolUse"], dict, "toolUse")
+        return {"type": "tool_use", "id": from_bedrock_id(expect(tool.get("toolUseId"), str, "toolUse.toolUseId")),
+                "name": expect(tool.get("name"), str, "toolUse.name"), "input": tool.get("input") or {}}
     if "reasoningContent" in block:
-        reasoning = block["reasoningContent"]
+        reasoning = expect(block["reasoningContent"], dict, "reasoningContent")
         if "redactedContent" in reasoning:
-            return {"type": "redacted_thinking", "data": b64encode(reasoning["redactedContent"])}
-        text = reasoning.get("reasoningText") or {}
-        return {"type": "thinking", "thinking": text.get("text", ""), "signature": text.get("signature", "")}
+            data = expect(reasoning["redactedContent"], (bytes, str), "reasoningContent.redactedContent")
+            return {"type": "redacted_thinking", "data": b64encode(data)}
+        text = expect(reasoning.get("reasoningText") or {}, dict, "reasoningContent.reasoningText")
+        return {"type": "thinking", "thinking": expect(text.get("text", ""), str, "reasoningText.text"),
+                "signature": expect(text.get("signature", ""), str, "reasoningText.signature")}
     return None
 
 
@@ -91,16 +118,27 @@ def to_stop_sequence(stop_reason: str | None, fields: Any, stop_sequences: list[
 
 def to_usage(usage: dict[str, Any] | None) -> dict[str, Any]:
     """``{inputTokens, outputTokens, cacheReadInputTokens?, cacheWriteInputTokens?}`` -> Anthropic usage
-    (tokens). Bedrock cache writes use the default 5-minute TTL, so they count as ephemeral_5m."""
-    usage = usage or {}
-    cache_write = int(usage.get("cacheWriteInputTokens") or 0)
+    (tokens). Bedrock cache writes use the default 5-minute TTL, so they count as ephemeral_5m.
+    Raises MalformedResponse for a ``usage`` that is not an object or a count that is not a
+    non-negative integer (missing or null counts are 0)."""
+    usage = expect(usage or {}, dict, "usage")
+    cache_write = _count(usage, "cacheWriteInputTokens")
     return {
-        "input_tokens": int(usage.get("inputTokens") or 0),
-        "output_tokens": int(usage.get("outputTokens") or 0),
+        "input_tokens": _count(usage, "inputTokens"),
+        "output_tokens": _count(usage, "outputTokens"),
         "cache_creation_input_tokens": cache_write,
-        "cache_read_input_tokens": int(usage.get("cacheReadInputTokens") or 0),
+        "cache_read_input_tokens": _count(usage, "cacheReadInputTokens"),
         "cache_creation": {"ephemeral_5m_input_tokens": cache_write, "ephemeral_1h_input_tokens": 0},
     }
+
+
+def _count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if expect(value, int, f"usage.{name}") < 0:
+        raise MalformedResponse(f"usage.{name}: negative")
+    return value
 
 
 def b64encode(data: bytes | str) -> str:

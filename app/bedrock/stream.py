@@ -10,6 +10,9 @@ their first non-empty delta (an empty text block is never emitted); Anthropic in
 blocks actually emitted, so they may differ from ``contentBlockIndex``. Redacted reasoning arrives
 as bytes and goes out as one ``redacted_thinking`` block (start + stop) with base64 ``data``.
 ``message_delta`` waits for ``metadata`` (the only event with usage) or ``finish()``.
+An event whose fields have the wrong types (a toolUse start without ``toolUseId``, a text delta
+that is not a string, usage counts that are not integers) raises ``MalformedResponse`` (502) from
+``feed``; the translator's state stays as it was, so ``usage`` never raises.
 Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
 https://docs.anthropic.com/en/api/messages-streaming
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.bedrock.response import b64encode, to_stop_reason, to_stop_sequence, to_usage
+from app.bedrock.response import b64encode, expect, to_stop_reason, to_stop_sequence, to_usage
 from app.bedrock.tool_ids import from_bedrock_id
 
 Event = dict[str, Any]
@@ -34,6 +37,10 @@ def encode_sse(event: Event) -> bytes:
 def ping_event() -> bytes:
     """Anthropic's keep-alive frame."""
     return encode_sse({"type": "ping"})
+
+
+def _index(event: Event) -> int:
+    return expect(event.get("contentBlockIndex", 0), int, "contentBlockIndex")
 
 
 class StreamTranslator:
@@ -60,31 +67,39 @@ class StreamTranslator:
                                       "cache_creation_input_tokens")}
 
     def feed(self, event: Event) -> list[Event]:
-        """One ConverseStream event -> the Anthropic events it completes (possibly none)."""
+        """One ConverseStream event -> the Anthropic events it completes (possibly none).
+        Raises MalformedResponse (see the module doc)."""
         if self._stopped:
             return []
+        expect(event, dict, "stream event")
         out = self._start()
         if "contentBlockStart" in event:
-            start = event["contentBlockStart"]
-            tool = (start.get("start") or {}).get("toolUse")
+            start = expect(event["contentBlockStart"], dict, "contentBlockStart")
+            tool = expect(start.get("start") or {}, dict, "contentBlockStart.start").get("toolUse")
             if tool:
-                out += self._open_block(start.get("contentBlockIndex", 0), "tool_use",
-                                        {"type": "tool_use", "id": from_bedrock_id(tool["toolUseId"]),
-                                         "name": tool["name"], "input": {}})
+                tool = expect(tool, dict, "contentBlockStart.start.toolUse")
+                block = {"type": "tool_use",
+                         "id": from_bedrock_id(expect(tool.get("toolUseId"), str, "toolUse.toolUseId")),
+                         "name": expect(tool.get("name"), str, "toolUse.name"), "input": {}}
+                out += self._open_block(_index(start), "tool_use", block)
         elif "contentBlockDelta" in event:
-            out += self._delta(event["contentBlockDelta"])
+            out += self._delta(expect(event["contentBlockDelta"], dict, "contentBlockDelta"))
         elif "contentBlockStop" in event:
-            index = event["contentBlockStop"].get("contentBlockIndex", 0)
+            index = _index(expect(event["contentBlockStop"], dict, "contentBlockStop"))
             if self._open and self._open[0] == index:
                 out += self._close()
             if self._redacted and self._redacted[0] == index:
                 out += self._flush_redacted()
         elif "messageStop" in event:
+            stop = expect(event["messageStop"], dict, "messageStop")
+            stop_reason = to_stop_reason(expect(stop.get("stopReason"), (str, type(None)), "messageStop.stopReason"))
             out += self._close() + self._flush_redacted()
-            self._stop_reason = to_stop_reason(event["messageStop"].get("stopReason"))
-            self._stop_fields = event["messageStop"].get("additionalModelResponseFields")
+            self._stop_reason = stop_reason
+            self._stop_fields = stop.get("additionalModelResponseFields")
         elif "metadata" in event:
-            self._usage = event["metadata"].get("usage") or {}
+            usage = expect(event["metadata"], dict, "metadata").get("usage") or {}
+            to_usage(usage)  # raises MalformedResponse before it is kept
+            self._usage = usage
             if self._stop_reason is not None:
                 out += self._end()
         return out
@@ -107,32 +122,35 @@ class StreamTranslator:
         return [{"type": "message_start", "message": message}]
 
     def _delta(self, event: Event) -> list[Event]:
-        index, delta = event.get("contentBlockIndex", 0), event.get("delta") or {}
+        index, delta = _index(event), expect(event.get("delta") or {}, dict, "contentBlockDelta.delta")
         if delta.get("text"):
             return self._ensure(index, "text", {"type": "text", "text": ""}) + [
-                self._block_delta({"type": "text_delta", "text": delta["text"]})]
+                self._block_delta({"type": "text_delta", "text": expect(delta["text"], str, "delta.text")})]
         if "toolUse" in delta:
-            partial = (delta["toolUse"] or {}).get("input") or ""
+            partial = expect(expect(delta["toolUse"] or {}, dict, "delta.toolUse").get("input") or "", str,
+                             "delta.toolUse.input")
             if not partial or self._open != (index, "tool_use"):
                 return []  # input for a tool block Converse never announced: nothing valid to attach it to
             return [self._block_delta({"type": "input_json_delta", "partial_json": partial})]
-        reasoning = delta.get("reasoningContent") or {}
+        reasoning = expect(delta.get("reasoningContent") or {}, dict, "delta.reasoningContent")
         if "redactedContent" in reasoning:
+            data = expect(reasoning["redactedContent"], (bytes, str), "reasoningContent.redactedContent")
             out = self._close()
             if self._redacted is None or self._redacted[0] != index:
                 out += self._flush_redacted()
                 self._redacted = (index, bytearray())
-            data = reasoning["redactedContent"]
             self._redacted[1].extend(data.encode() if isinstance(data, str) else data)
             return out
         if reasoning.get("text"):
             opened = self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            text = expect(reasoning["text"], str, "reasoningContent.text")
             if self._omit_thinking:
                 return opened
-            return opened + [self._block_delta({"type": "thinking_delta", "thinking": reasoning["text"]})]
+            return opened + [self._block_delta({"type": "thinking_delta", "thinking": text})]
         if reasoning.get("signature"):
             return self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}) + [
-                self._block_delta({"type": "signature_delta", "signature": reasoning["signature"]})]
+                self._block_delta({"type": "signature_delta",
+                                   "signature": expect(reasoning["signature"], str, "reasoningContent.signature")})]
         return []  # empty text, citations: nothing to emit
 
     def _ensure(self, index: int, kind: str, block: Event) -> list[Event]:

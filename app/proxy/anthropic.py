@@ -1,7 +1,9 @@
 """AnthropicUpstream: the process's pooled httpx clients for Anthropic (the only Anthropic I/O).
 
 httpx errors are translated here, once: connect failures -> ``UpstreamUnavailable`` (502),
-timeouts before the response head -> ``UpstreamTimeout`` (504). Source for the API itself:
+timeouts before the response head -> ``UpstreamTimeout`` (504), no free connection in the proxy's
+own pool within ``pool_timeout_s`` (httpx ``PoolTimeout``) -> ``UpstreamPoolExhausted`` (503
+``overloaded_error``: a local limit, not Anthropic's failure). Source for the API itself:
 https://docs.anthropic.com/en/api/messages
 """
 
@@ -12,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from app.errors import ProxyError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import ProxyError, UpstreamPoolExhausted, UpstreamTimeout, UpstreamUnavailable
 
 
 # httpcore 1.0.x's pool does O(connections^2) work on every request start and end (each idle
@@ -30,20 +32,21 @@ class AnthropicUpstream:
 
     ``connect_timeout_s`` bounds TCP+TLS set-up; ``read_timeout_s`` bounds each wait for bytes
     (the first byte included), so a 10-minute stream is fine as long as bytes keep coming.
-    ``max_connections`` is the total over all pools (rounded down to a multiple of their number).
-    A given ``transport`` (tests) gets one pool.
+    ``max_connections`` is the total over all pools (rounded down to a multiple of their number);
+    ``pool_timeout_s`` bounds the wait for a free one. A given ``transport`` (tests) gets one pool.
     """
 
     def __init__(self, base_url: str, *, connect_timeout_s: float, read_timeout_s: float,
-                 max_connections: int = 1000, transport: httpx.AsyncBaseTransport | None = None,
-                 pools: int = POOLS) -> None:
+                 max_connections: int = 1000, pool_timeout_s: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None, pools: int = POOLS) -> None:
         pools = 1 if transport is not None else max(1, min(pools, max_connections // POOL_IN_FLIGHT))
         per_pool = max_connections // pools
         self._fill = min(POOL_IN_FLIGHT, per_pool)
         verify = httpx.create_ssl_context(trust_env=False)  # one CA bundle load (~50 ms), not one per pool
         self._clients = [httpx.AsyncClient(
             base_url=base_url,
-            timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=60.0, pool=10.0),
+            timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=60.0,
+                                  pool=pool_timeout_s),
             # keep-alive cap = pool size: httpcore 1.0.x compares the cap with *all* connections,
             # so a lower cap closes every connection that goes idle once the pool is that busy.
             limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool, keepalive_expiry=30.0),
@@ -58,7 +61,7 @@ class AnthropicUpstream:
     async def send(self, path: str, query: str, headers: list[tuple[str, str]],
                    body: bytes) -> AsyncIterator[httpx.Response]:
         """POST ``body`` (exact bytes) to ``path?query``; yields the response with its head read
-        and its body not yet read. Raises UpstreamUnavailable / UpstreamTimeout."""
+        and its body not yet read. Raises UpstreamUnavailable / UpstreamTimeout / UpstreamPoolExhausted."""
         url = httpx.URL(path, query=query.encode()) if query else httpx.URL(path)
         pool = self._pick_pool()
         client = self._clients[pool]
@@ -67,6 +70,10 @@ class AnthropicUpstream:
         try:
             try:
                 response = await client.send(request, stream=True)
+            except httpx.PoolTimeout:
+                raise UpstreamPoolExhausted(
+                    "all connections of this proxy to Anthropic are in use (PROXY_MAX_UPSTREAM_CONNECTIONS); "
+                    "retry shortly", headers={"retry-after": "1"}) from None
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(f"Anthropic did not answer in time ({type(exc).__name__})") from None
             except httpx.TransportError as exc:

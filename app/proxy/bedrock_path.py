@@ -1,8 +1,10 @@
 """Serving a Messages API call from Amazon Bedrock (Converse / ConverseStream), translated so the
 client cannot tell: same JSON shape, same SSE grammar, the model id the client asked for.
 
-Errors before the first byte are raised as ProxyError (the caller decides what the client sees);
-after it they become an SSE ``error`` event and the stream ends. A ``ping`` goes out every
+Errors before the first byte are raised as ProxyError (the caller decides what the client sees;
+a malformed Converse answer is one too: 502 ``api_error``); after it they become an SSE ``error``
+event and the stream ends, and so does a bug of ours; a stream cut by shutdown is recorded as such
+(``drain.py``), one the client left as 499. A ``ping`` goes out every
 ``ping_interval_s`` seconds while Bedrock is silent, as Anthropic does.
 Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
 https://docs.anthropic.com/en/api/messages-streaming
@@ -31,7 +33,8 @@ from app.bedrock.server_tools import answer_without_bedrock, render_answer
 from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
 from app.bedrock.tokens import estimate_input_tokens
 from app.crypto.envelope import DecryptionError, bedrock_key_context
-from app.errors import ApiError, InvalidRequest, ProxyError, sse_error_event
+from app.errors import ApiError, InvalidRequest, ProxyError, UpstreamPoolExhausted, sse_error_event
+from app.proxy.drain import Drain, cancelled_outcome
 from app.proxy.headers import PROVIDER_HEADER
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
@@ -42,8 +45,8 @@ from app.store.model_map import ModelMapCache
 log = logging.getLogger(__name__)
 
 Finish = Callable[..., None]  # Forwarder.finish: records usage and logs the request
-CLIENT_CLOSED = 499
 FALLBACK_REASON_HEADER = "x-proxy-fallback-reason"
+BEDROCK_POOL_EXHAUSTED = "bedrock_pool_exhausted"  # note on the usage event
 TOKEN_COUNT_HEADER = "x-proxy-token-count"
 
 
@@ -79,10 +82,11 @@ class BedrockPath:
     """``await serve(preq, reason=..., finish=...) -> Response``."""
 
     def __init__(self, runtime: BedrockRuntime, keys: BedrockKeys, *, model_map: ModelMapCache,
-                 profile_prefix: str, ping_interval_s: float = 10.0) -> None:
+                 profile_prefix: str, ping_interval_s: float = 10.0, drain: Drain | None = None) -> None:
         self._runtime, self._keys = runtime, keys
         self._model_map, self._profile_prefix = model_map, profile_prefix
         self._ping_interval_s = ping_interval_s
+        self._drain = drain
 
     async def serve(self, preq: ProxyRequest, *, reason: str, finish: Finish) -> Response:
         model = resolve_model(preq.model or "", overrides=await self._model_map.overrides(),
@@ -94,6 +98,9 @@ class BedrockPath:
         try:
             return await self._serve(preq, model, bearer, headers, done)
         except ProxyError as exc:
+            if isinstance(exc, UpstreamPoolExhausted):
+                preq.notes.append(BEDROCK_POOL_EXHAUSTED)  # counted by ProxyMetrics from the usage event
+                log.warning("local connection pool to Bedrock exhausted")
             # Recorded here, with the Bedrock model id; the Forwarder sees usage_recorded.
             done(status=exc.status_code, usage={}, error_type=exc.error_type)
             exc.usage_recorded = True  # type: ignore[attr-defined]
@@ -196,8 +203,13 @@ class BedrockPath:
         except ProxyError as exc:
             status, error_type = exc.status_code, exc.error_type
             yield sse_error_event(exc.error_type, exc.message)
+        except Exception as exc:  # a bug of ours: the stream still ends with an error, not a reset
+            log.error("bedrock relay failed: %s", type(exc).__name__, exc_info=exc)
+            status, error_type = 500, "api_error"
+            yield sse_error_event("api_error", "internal proxy error")
         except BaseException:
-            status, error_type = CLIENT_CLOSED, "client_closed"
+            # Client disconnected (cancellation) or shutdown cut the stream: record what we have.
+            status, error_type = cancelled_outcome(self._drain, preq.notes)
             raise
         finally:
             done(status=status, usage=usage_from_message(translator.usage), streamed=True,

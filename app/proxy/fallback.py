@@ -4,9 +4,15 @@ Before the first byte reaches the client:
 - 429 -> fall back and start a cooldown for the client's credential, from ``retry-after``
   (seconds or HTTP date) or the ``anthropic-ratelimit-*-reset`` headers of exhausted limits
   (RFC 3339 or epoch seconds), else ``cooldown_default_s``; always capped at ``cooldown_max_s``
-  (weekly plan limits can say days).
+  (weekly plan limits can say days). A value that is not a finite number (``nan``, ``inf``), or
+  is negative, is ignored; a huge one is capped.
 - 529 and 500/502/503/504 -> fall back; they count toward the credential's circuit breaker.
 - connect error or timeout before the first byte -> fall back; counts toward the circuit.
+- the proxy's own connection pool to Anthropic is full (``UpstreamPoolExhausted``) -> fall back
+  with reason ``local_pool_exhausted``, but no cooldown and no circuit count: Anthropic did not
+  fail, this replica is at its own limit, and Bedrock has a separate pool. Where no fallback is
+  allowed (``anthropic_only``) or Bedrock fails too, the client gets 503 ``overloaded_error`` with
+  ``retry-after: 1``, which Claude Code retries (possibly on another replica).
 - 401/403 -> returned as they are, unless ``fallback_on_auth_errors``.
 - any other status (400, 404, 413, ...) -> returned as it is.
 After the first byte there is no fallback (see ``forward.py``).
@@ -17,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from app.errors import ProxyError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import ProxyError, UpstreamPoolExhausted, UpstreamTimeout, UpstreamUnavailable
 
 SERVER_ERRORS = frozenset({500, 502, 503, 504, 529})
 AUTH_ERRORS = frozenset({401, 403})
@@ -38,6 +45,7 @@ class Decision:
 
 
 PASS_THROUGH = Decision(fall_back=False)
+LOCAL_POOL_EXHAUSTED = "local_pool_exhausted"  # reason, and the note on the usage event
 
 
 def decide_on_status(status: int, headers: Mapping[str, str], *, now: datetime,
@@ -58,6 +66,8 @@ def decide_on_status(status: int, headers: Mapping[str, str], *, now: datetime,
 
 def decide_on_error(error: ProxyError) -> Decision:
     """The decision for a failure before any response head arrived."""
+    if isinstance(error, UpstreamPoolExhausted):
+        return Decision(True, LOCAL_POOL_EXHAUSTED)  # neither a cooldown nor a circuit count
     if isinstance(error, UpstreamTimeout):
         return Decision(True, "timeout", counts_toward_circuit=True)
     if isinstance(error, UpstreamUnavailable):
@@ -75,6 +85,12 @@ def cooldown_seconds(headers: Mapping[str, str], *, now: datetime, default_s: fl
     if wait is None or wait <= 0:
         wait = default_s
     return min(wait, max_s)
+
+
+def _finite(seconds: float) -> float | None:
+    """``seconds`` if it is a finite number; ``nan`` and ``inf`` (``float()`` accepts both, and
+    ``min(nan, cap)`` is ``nan``) count as no value."""
+    return seconds if math.isfinite(seconds) else None
 
 
 def _exhausted_limits(headers: Mapping[str, str]) -> list[str]:
@@ -98,12 +114,12 @@ def _retry_after_s(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip()
     try:
-        return float(value)
+        return _finite(float(value))
     except ValueError:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -116,8 +132,8 @@ def _reset_s(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip()
     try:
-        epoch = float(value)
-        return epoch - now.timestamp()
+        epoch = _finite(float(value))
+        return None if epoch is None else epoch - now.timestamp()
     except ValueError:
         pass
     try:

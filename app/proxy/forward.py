@@ -9,7 +9,9 @@ Flow for one request (``Forwarder.handle``):
    shown to the client: the request is served from Bedrock instead, and a 429 starts a cooldown;
 4. a JSON answer is returned with the upstream status and headers; an SSE answer is relayed chunk by
    chunk as it arrives, while ``UsageTap`` reads the usage; after the first byte there is no fallback:
-   a failure becomes an SSE ``error`` event and the stream ends cleanly;
+   a failure (a broken connection, an event that is not Anthropic's grammar, a bug of ours) becomes
+   an SSE ``error`` event and the stream ends cleanly; a stream cut by shutdown is recorded as such
+   (``drain.py``), one the client left as 499;
 5. if Bedrock fails too, the client gets Anthropic's own answer (e.g. the 429 with its
    ``retry-after``), or Bedrock's error when Anthropic was never asked;
 6. one usage event and one log line per request, whatever happened (client gone included).
@@ -31,10 +33,11 @@ import httpx
 from starlette.responses import Response
 
 from app.auth.keys import credential_fingerprint
-from app.errors import ProxyError, sse_error_event
+from app.errors import ProxyError, UpstreamPoolExhausted, sse_error_event
 from app.proxy.anthropic import AnthropicUpstream, map_stream_error
 from app.proxy.cooldowns import CooldownTracker
-from app.proxy.fallback import Decision, decide_on_error, decide_on_status
+from app.proxy.drain import Drain, cancelled_outcome
+from app.proxy.fallback import LOCAL_POOL_EXHAUSTED, Decision, decide_on_error, decide_on_status
 from app.proxy.headers import client_response_headers, require_client_credential, upstream_request_headers
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response, streaming_response
@@ -46,7 +49,6 @@ from app.usage.recorder import UsageRecorder
 
 log = logging.getLogger("claude_code_proxy.requests")
 
-CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer finished
 
 
 class Admission(Protocol):
@@ -82,10 +84,12 @@ class Forwarder:
 
     def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder, *, secret_key: bytes = b"",
                  admission: Admission | None = None, bedrock: BedrockServer | None = None,
-                 cooldowns: CooldownTracker | None = None, options: FallbackOptions | None = None) -> None:
+                 cooldowns: CooldownTracker | None = None, options: FallbackOptions | None = None,
+                 drain: Drain | None = None) -> None:
         self._upstream, self._recorder, self._secret = upstream, recorder, secret_key
         self._admission, self._bedrock, self._cooldowns = admission, bedrock, cooldowns
         self._options = options or FallbackOptions()
+        self._drain = drain
 
     async def handle(self, preq: ProxyRequest) -> Response:
         """Serve ``preq``; returns the client's response. Raises ProxyError before any byte is sent."""
@@ -149,6 +153,9 @@ class Forwarder:
             return await stack.enter_async_context(self._upstream.send(
                 preq.path, preq.query, upstream_request_headers(preq.raw_headers), body))
         except ProxyError as exc:
+            if isinstance(exc, UpstreamPoolExhausted):
+                preq.notes.append(LOCAL_POOL_EXHAUSTED)  # counted by ProxyMetrics from the usage event
+                log.warning("local connection pool to Anthropic exhausted")
             decision = decide_on_error(exc)
             if may_fall_back and decision.fall_back:
                 raise _FallBack(decision, None, exc) from None
@@ -206,6 +213,12 @@ class Forwarder:
                 if ttft_ms is None:
                     ttft_ms = (time.perf_counter() - preq.started) * 1000
                 tap.feed(chunk)
+                if tap.malformed is not None:
+                    # Not Anthropic's grammar: the client gets an error it can parse instead of it.
+                    status, error_type = 502, "api_error"
+                    log.warning("anthropic sent a malformed %s event; stream ended", tap.malformed)
+                    yield sse_error_event("api_error", f"Anthropic sent a malformed {tap.malformed} event")
+                    return
                 yield chunk
             if not tap.complete and tap.error_type is None:
                 # Upstream closed without message_stop: say so rather than end silently.
@@ -215,9 +228,13 @@ class Forwarder:
             error = map_stream_error(exc)
             status, error_type = error.status_code, error.error_type
             yield sse_error_event(error.error_type, error.message)
+        except Exception as exc:  # a bug of ours: the stream still ends with an error, not a reset
+            log.error("anthropic relay failed: %s", type(exc).__name__, exc_info=exc)
+            status, error_type = 500, "api_error"
+            yield sse_error_event("api_error", "internal proxy error")
         except BaseException:
-            # Client disconnected (cancellation) or server shutdown: record what we have.
-            status, error_type = CLIENT_CLOSED, "client_closed"
+            # Client disconnected (cancellation) or shutdown cut the stream: record what we have.
+            status, error_type = cancelled_outcome(self._drain, preq.notes)
             raise
         finally:
             if tap.error_type is not None and status == 200:
@@ -269,5 +286,5 @@ async def _read_quietly(upstream: httpx.Response) -> bytes:
 def _usage_from_json(body: bytes) -> dict[str, int]:
     try:
         return usage_from_message(json.loads(body).get("usage"))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return {}

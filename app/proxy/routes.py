@@ -12,7 +12,8 @@ from fastapi import APIRouter, Request, Response
 
 from app.auth.access import Principal
 from app.deps import HeaderPrincipalDep, PathPrincipalDep, ServicesDep
-from app.proxy.request import Endpoint, build_proxy_request
+from app.errors import ProxyError
+from app.proxy.request import Endpoint, build_proxy_request, refused_request
 from app.services import Services
 
 router = APIRouter()
@@ -22,9 +23,15 @@ _UPSTREAM_PATHS: dict[Endpoint, str] = {"messages": "/v1/messages",
 
 
 async def _forward(request: Request, services: Services, principal: Principal, endpoint: Endpoint) -> Response:
-    preq = await build_proxy_request(request, endpoint=endpoint, principal=principal,
-                                     limit_bytes=services.settings.max_request_body_bytes,
-                                     upstream_path=_UPSTREAM_PATHS[endpoint])
+    try:
+        preq = await build_proxy_request(request, endpoint=endpoint, principal=principal,
+                                         limit_bytes=services.settings.max_request_body_bytes,
+                                         upstream_path=_UPSTREAM_PATHS[endpoint])
+    except ProxyError as exc:  # a body refused (400 / 413) is still one usage event
+        refused = refused_request(request, endpoint=endpoint, principal=principal,
+                                  upstream_path=_UPSTREAM_PATHS[endpoint])
+        services.forwarder.finish(refused, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
+        raise
     return await services.forwarder.handle(preq)
 
 

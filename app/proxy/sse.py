@@ -4,12 +4,18 @@ Anthropic's stream grammar (https://docs.anthropic.com/en/api/messages-streaming
 carries ``message.usage`` (input and cache tokens), each ``message_delta`` carries cumulative
 ``usage`` (output tokens, sometimes updated input/cache counts). SSE framing is decoded with
 ``httpx-sse``'s line and event decoders (pinned in the lock file), fed chunk by chunk.
+
+Nothing Anthropic sends can make the tap raise: an event it reads (``message_start``,
+``message_delta``, ``error``) whose ``data`` is not a JSON object (bad JSON, an array, a string,
+nested too deep) sets ``malformed``, and the relay ends the stream with an SSE ``error``; usage
+counts that are not non-negative finite numbers count as 0.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import math
 from typing import Any
 
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
@@ -18,22 +24,40 @@ USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", 
 _EVENTS_WITH_USAGE = frozenset({"message_start", "message_delta", "error"})
 
 
-def usage_from_message(usage: dict[str, Any] | None) -> dict[str, int]:
+def token_count(value: Any) -> int:
+    """A usage count -> int tokens; anything but a non-negative finite number (null, a string,
+    a bool, ``nan``, a negative count) is 0. Never raises."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return 0
+        value = int(value)
+    return max(value, 0)
+
+
+def usage_from_message(usage: Any) -> dict[str, int]:
     """Anthropic ``usage`` object -> the four counters plus ``cache_creation_1h_input_tokens``.
 
-    Missing or null counts are 0 (tokens).
+    Missing, null or malformed counts are 0 (tokens, see ``token_count``); never raises.
     """
-    usage = usage or {}
-    out = {name: int(usage.get(name) or 0) for name in USAGE_FIELDS}
-    cache_creation = usage.get("cache_creation") or {}
-    out["cache_creation_1h_input_tokens"] = int(cache_creation.get("ephemeral_1h_input_tokens") or 0)
+    usage = usage if isinstance(usage, dict) else {}
+    out = {name: token_count(usage.get(name)) for name in USAGE_FIELDS}
+    cache_creation = usage.get("cache_creation")
+    cache_creation = cache_creation if isinstance(cache_creation, dict) else {}
+    out["cache_creation_1h_input_tokens"] = token_count(cache_creation.get("ephemeral_1h_input_tokens"))
     return out
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 class UsageTap:
     """Feed it the raw SSE bytes as they pass: ``feed(chunk)``. Afterwards ``usage`` holds the
     token counts seen so far, ``stop_reason`` the last stop reason, ``error_type`` an in-stream
-    ``error`` event's type, and ``complete`` whether ``message_stop`` arrived."""
+    ``error`` event's type, ``complete`` whether ``message_stop`` arrived, and ``malformed`` the
+    name of the first event whose ``data`` was not a JSON object (None while all were)."""
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -45,6 +69,7 @@ class UsageTap:
         self.error_type: str | None = None
         self.complete = False
         self.first_event_seen = False
+        self.malformed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         for line in self._lines.decode(self._text.decode(chunk)):
@@ -61,18 +86,24 @@ class UsageTap:
             return  # text deltas etc.: no need to parse their JSON
         try:
             payload = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict):
+            self.malformed = self.malformed or name
             return
         if name == "message_start":
-            message = payload.get("message") or {}
-            self.model = message.get("model")
+            message = _object(payload.get("message"))
+            model = message.get("model")
+            self.model = model if isinstance(model, str) else None
             self.usage = usage_from_message(message.get("usage"))
         elif name == "message_delta":
-            delta_usage = payload.get("usage") or {}
+            delta_usage = _object(payload.get("usage"))
             # message_delta usage is cumulative; it may restate input/cache counts too.
             for field in USAGE_FIELDS:
                 if delta_usage.get(field) is not None:
-                    self.usage[field] = int(delta_usage[field])
-            self.stop_reason = (payload.get("delta") or {}).get("stop_reason") or self.stop_reason
+                    self.usage[field] = token_count(delta_usage[field])
+            stop_reason = _object(payload.get("delta")).get("stop_reason")
+            self.stop_reason = stop_reason if isinstance(stop_reason, str) else self.stop_reason
         else:  # error
-            self.error_type = (payload.get("error") or {}).get("type") or "api_error"
+            error_type = _object(payload.get("error")).get("type")
+            self.error_type = error_type if isinstance(error_type, str) and error_type else "api_error"

@@ -16,6 +16,11 @@ Metrics (prefix ``claude_proxy_``):
 - ``usage_queue_depth`` gauge, ``usage_write_failures_total``, ``usage_events_written_total``,
   ``usage_events_dropped_total``, ``usage_events_dead_lettered_total``, ``usage_events_sanitized_total``
   counters (read from the UsageRecorder at scrape time)
+- ``upstream_pool_exhausted_total{upstream}`` counter: requests that found the proxy's own
+  connection pool to ``anthropic`` / ``bedrock`` full (usage-event notes ``local_pool_exhausted`` /
+  ``bedrock_pool_exhausted``); ``streams_cut_by_shutdown_total`` counter (note ``shutdown``)
+- ``bedrock_connections_in_use``, ``bedrock_connection_waiters``, ``bedrock_max_connections``
+  gauges and ``bedrock_connection_waits_total`` counter (read from BedrockRuntime at scrape time)
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60)
 _TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"),
                 ("cache_creation", "cache_creation_input_tokens"), ("cache_read", "cache_read_input_tokens"))
 _PROXY_PATH_MARKERS = ("/v1/messages",)
+# Usage-event notes (set in app/proxy/fallback.py, bedrock_path.py, drain.py; spelled out here so
+# that usage/ does not import proxy/).
+_POOL_EXHAUSTED_NOTES = {"local_pool_exhausted": "anthropic", "bedrock_pool_exhausted": "bedrock"}
+_SHUTDOWN_NOTE = "shutdown"
 
 
 class _RecorderCollector(Collector):
@@ -59,6 +68,23 @@ class _RecorderCollector(Collector):
                                   value=getattr(r, "sanitized", 0))
 
 
+class _BedrockCollector(Collector):
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        r = self.runtime
+        yield GaugeMetricFamily(PREFIX + "bedrock_connections_in_use",
+                                "Bedrock calls and streams holding one of the replica's connections", value=r.in_use)
+        yield GaugeMetricFamily(PREFIX + "bedrock_connection_waiters",
+                                "Bedrock calls waiting for a free connection", value=r.waiting)
+        yield GaugeMetricFamily(PREFIX + "bedrock_max_connections",
+                                "Bedrock connections per replica (PROXY_BEDROCK_MAX_CONNECTIONS)",
+                                value=r.max_connections)
+        yield CounterMetricFamily(PREFIX + "bedrock_connection_waits",
+                                  "Bedrock calls that had to wait for a free connection", value=r.waits)
+
+
 class ProxyMetrics:
     """The app's metrics. ``observe(event)`` is a UsageRecorder observer; ``watch(recorder)``
     exports its queue counters; ``render()`` -> ``(body, content_type)`` for ``/metrics``."""
@@ -80,7 +106,13 @@ class ProxyMetrics:
                                         ["scope", "limit"], registry=r)
         self.in_flight = Gauge(PREFIX + "in_flight_requests", "Proxy requests being served", registry=r)
         self.in_flight_streams = Gauge(PREFIX + "in_flight_streams", "SSE responses being streamed", registry=r)
+        self.pool_exhausted = Counter(PREFIX + "upstream_pool_exhausted",
+                                      "Requests that found the proxy's own connection pool to an upstream full",
+                                      ["upstream"], registry=r)
+        self.shutdown_cuts = Counter(PREFIX + "streams_cut_by_shutdown",
+                                     "Streams still open when the shutdown grace period ended", registry=r)
         self._collector: _RecorderCollector | None = None
+        self._bedrock_collector: _BedrockCollector | None = None
         self._labels: dict[str | None, str] = {}
 
     @property
@@ -117,6 +149,11 @@ class ProxyMetrics:
                 self.tokens.labels(event.provider, model, label).inc(value)
         if event.cost_usd_micros:
             self.cost.labels(event.provider, model).inc(event.cost_usd_micros / 1_000_000)
+        for note in event.notes:
+            if (upstream := _POOL_EXHAUSTED_NOTES.get(note)) is not None:
+                self.pool_exhausted.labels(upstream).inc()
+            elif note == _SHUTDOWN_NOTE:
+                self.shutdown_cuts.inc()
 
     def quota_rejected(self, scope: str, limit: str) -> None:
         self.quota_rejections.labels(scope, limit).inc()
@@ -129,6 +166,15 @@ class ProxyMetrics:
             self.registry.register(self._collector)
         else:
             self._collector.recorder = recorder
+
+    def watch_bedrock(self, runtime: Any) -> None:
+        """Export ``runtime``'s (a BedrockRuntime) connection counters at scrape time; a later
+        call switches to the new runtime."""
+        if self._bedrock_collector is None:
+            self._bedrock_collector = _BedrockCollector(runtime)
+            self.registry.register(self._bedrock_collector)
+        else:
+            self._bedrock_collector.runtime = runtime
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

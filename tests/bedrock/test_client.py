@@ -28,6 +28,7 @@ from app.errors import (
     PermissionDenied,
     ProxyError,
     RateLimited,
+    UpstreamPoolExhausted,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -36,6 +37,7 @@ from tests.fakes.bedrock_server import (
     Reply,
     converse_text,
     converse_tool_use,
+    corrupt_mid_stream,
     disconnect_mid_stream,
     exception_mid_stream,
     http_error,
@@ -234,6 +236,57 @@ async def test_exception_frames_mid_stream_are_mapped(runtime: BedrockRuntime, f
     assert len(received) == 2
 
 
+@pytest.mark.parametrize("after_events", [0, 3])
+@pytest.mark.parametrize("kind", ["crc", "garbage"])
+async def test_corrupt_frames_are_a_malformed_response(runtime: BedrockRuntime, fake: FakeBedrock,
+                                                       kind: str, after_events: int) -> None:
+    # botocore's event-stream decoder raises ChecksumMismatch / InvalidPayloadLength (not
+    # BotoCoreError): they must come out as a ProxyError, before or after the first event.
+    fake.enqueue(corrupt_mid_stream(after_events, kind))
+    received: list[dict[str, Any]] = []
+    with pytest.raises(UpstreamUnavailable, match="Bedrock: malformed response") as info:
+        async for event in runtime.converse_stream(REQUEST):
+            received.append(event)
+    assert len(received) == after_events
+    assert "Bad Gateway" not in info.value.message  # the body is never quoted
+
+
+@pytest.mark.parametrize("body", [
+    {"output": "text"},
+    {"output": {"message": {"content": "abc"}}},
+    {"usage": {"inputTokens": "abc"}},
+    [1, 2],
+    "not an object",
+])
+async def test_converse_bodies_botocore_cannot_parse_are_a_malformed_response(
+        runtime: BedrockRuntime, fake: FakeBedrock, body: Any) -> None:
+    fake.enqueue(Reply(json_body=body))
+    with pytest.raises(UpstreamUnavailable, match="Bedrock: malformed response"):
+        await runtime.converse(REQUEST)
+
+
+async def test_calls_past_the_connection_cap_wait_then_fail_as_pool_exhausted(fake: FakeBedrock) -> None:
+    fake.reset()
+    runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url, read_timeout_s=SLOW_READ_TIMEOUT_S,
+                             max_connections=1, pool_timeout_s=0.2)
+    try:
+        fake.enqueue(stream_text(delay_s=0.05, chunk=1))
+        stream = runtime.converse_stream(REQUEST)
+        await anext(stream)  # holds the only slot while open
+        assert (runtime.in_use, runtime.waiting) == (1, 0)
+        waiter = asyncio.ensure_future(runtime.converse(REQUEST))
+        assert await wait_until(lambda: runtime.waiting == 1)
+        with pytest.raises(UpstreamPoolExhausted) as info:
+            await waiter
+        assert info.value.status_code == 503 and info.value.headers["retry-after"] == "1"
+        assert runtime.waiting == 0
+        await stream.aclose()
+        assert runtime.in_use == 0
+        assert (await runtime.converse(REQUEST))["stopReason"] == "end_turn"  # the slot came back
+    finally:
+        await runtime.aclose()
+
+
 async def test_bedrock_validation_message_is_passed_through(runtime: BedrockRuntime) -> None:
     bad = {**REQUEST, "messages": MESSAGES + MESSAGES}
     with pytest.raises(InvalidRequest, match="must alternate between user and assistant"):
@@ -429,7 +482,7 @@ async def test_config_disables_retries_and_sets_timeouts_and_keepalive(runtime: 
     config = (await runtime.client_for(None)).meta.config
     assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert (config.connect_timeout, config.read_timeout) == (1.0, READ_TIMEOUT_S)
-    assert config.tcp_keepalive is True and config.max_pool_connections == 100
+    assert config.tcp_keepalive is True and config.max_pool_connections == runtime.max_connections == 1000
     bearer_config = (await runtime.client_for("ABSK-x")).meta.config
     assert bearer_config.signature_version == "bearer"
 

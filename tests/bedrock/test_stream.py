@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from app.bedrock.response import MalformedResponse
 from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
 
 META = {"metadata": {"usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 45, "cacheReadInputTokens": 30},
@@ -51,3 +54,28 @@ def test_message_start_never_names_the_bedrock_model() -> None:
     event = StreamTranslator("claude-opus-4-6", "msg_1").feed({"messageStart": {"role": "assistant"}})[0]
     assert event["message"]["model"] == "claude-opus-4-6"
     assert "anthropic." not in json.dumps(event)
+
+
+@pytest.mark.parametrize("event", [
+    "not an event",
+    {"contentBlockStart": "x"},
+    {"contentBlockStart": {"contentBlockIndex": 0, "start": {"toolUse": {"name": "Bash"}}}},
+    {"contentBlockStart": {"contentBlockIndex": "0", "start": {"toolUse": {"toolUseId": "t", "name": "Bash"}}}},
+    {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": 5}}},
+    {"contentBlockDelta": {"contentBlockIndex": 0, "delta": "text"}},
+    {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"toolUse": {"input": {"a": 1}}}}},
+    {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": ["x"]}}}},
+    {"contentBlockStop": []},
+    {"messageStop": {"stopReason": 7}},
+    {"metadata": {"usage": {"inputTokens": "10"}}},
+    {"metadata": {"usage": {"outputTokens": -1}}},
+    {"metadata": "x"},
+])
+def test_a_malformed_event_raises_a_502_and_usage_still_reads(event: object) -> None:
+    translator = StreamTranslator("claude-sonnet-4-5", "msg_1")
+    translator.feed({"messageStart": {"role": "assistant"}})
+    with pytest.raises(MalformedResponse) as info:
+        translator.feed(event)  # type: ignore[arg-type]
+    assert info.value.status_code == 502
+    assert translator.usage["input_tokens"] == 0  # never raises, even after a bad metadata event
+    assert [e["type"] for e in translator.finish()][-2:] == ["message_delta", "message_stop"]

@@ -107,7 +107,9 @@ class Reply:
     (no terminating chunk). stream_error: an ``error`` event (envelope's ``error`` dict) sent
     after the content blocks instead of message_delta/message_stop, as Anthropic does when
     overloaded mid-stream. message_delta_usage: "full" (the cumulative usage the API sends
-    today) or "output_tokens" (only that, as in older docs).
+    today) or "output_tokens" (only that, as in older docs). sse_chunks: for a streamed request,
+    these bytes are the body, chunk by chunk, verbatim (malformed streams), instead of ``content``'s
+    events.
     """
 
     status: int = 200
@@ -122,6 +124,7 @@ class Reply:
     abort_after_events: int | None = None
     stream_error: Mapping[str, str] | None = None
     message_delta_usage: Literal["full", "output_tokens"] = "full"
+    sse_chunks: tuple[bytes, ...] | None = None
 
     def message(self, model: str) -> dict[str, Any]:
         stop_reason = self.stop_reason or (
@@ -191,6 +194,16 @@ def rate_limit_reply(retry_after_s: int = 30, **options: Any) -> Reply:
 
 def overloaded_reply(**options: Any) -> Reply:
     return error_reply(529, "Overloaded", **options)
+
+
+def sse_reply(*chunks: bytes, **options: Any) -> Reply:
+    """A 200 stream whose body is ``chunks`` verbatim (e.g. an event whose data is not JSON)."""
+    return Reply(sse_chunks=tuple(chunks), **options)
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    """One well-formed SSE frame for ``event`` (its ``type`` is the event name)."""
+    return _sse(event)
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -273,6 +286,11 @@ class _ReplyResponse(Response):
         headers.update({"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+        if reply.sse_chunks is not None:
+            for chunk in reply.sse_chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         events = stream_events(reply, str(self.request_body.get("model", "claude-fake")))
         for sent, event in enumerate(events):
             if reply.abort_after_events is not None and sent >= reply.abort_after_events:

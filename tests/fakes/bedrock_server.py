@@ -99,7 +99,9 @@ class Reply:
     delays_s[i], if given, replaces it before event i. chunk: characters per text/reasoning/
     tool-input delta. exception: ``(exceptionType, message)`` frame sent after ``events_before_exception``
     events (all if None). disconnect_after_events: send that many events, then drop the
-    connection (no terminating chunk).
+    connection (no terminating chunk). corrupt_frame: ``(after_events, kind)``: send that many
+    events, then one frame botocore cannot decode -- ``"crc"`` (the next event with a wrong message
+    CRC) or ``"garbage"`` (bytes that are no event-stream frame) -- and end the body.
     """
 
     status: int = 200
@@ -117,6 +119,7 @@ class Reply:
     exception: tuple[str, str] | None = None
     events_before_exception: int | None = None
     disconnect_after_events: int | None = None
+    corrupt_frame: tuple[int, str] | None = None
 
     def resolved_stop_reason(self) -> str:
         return self.stop_reason or ("tool_use" if any("toolUse" in b for b in self.content) else "end_turn")
@@ -256,6 +259,25 @@ def disconnect_mid_stream(after_events: int, reply: Reply | None = None) -> Repl
     return replace(reply or stream_text(), disconnect_after_events=after_events)
 
 
+def corrupt_mid_stream(after_events: int, kind: str = "crc", reply: Reply | None = None) -> Reply:
+    """``reply``'s stream (default: a text reply) with a frame botocore cannot decode after
+    ``after_events`` events (0: the very first frame); ``kind`` is ``"crc"`` or ``"garbage"``."""
+    if kind not in ("crc", "garbage"):
+        raise ValueError(f"unknown corruption: {kind}")
+    return replace(reply or stream_text(), corrupt_frame=(after_events, kind))
+
+
+def corrupt_frame(kind: str, event: dict[str, Any] | None) -> bytes:
+    """A frame that fails botocore's checks: ``crc`` flips one payload byte of ``event``'s frame
+    (ChecksumMismatch on the message CRC); ``garbage`` is text with no valid prelude."""
+    if kind == "garbage":
+        return b"<html>502 Bad Gateway</html>\n" * 4
+    ((event_type, payload),) = (event or {"messageStart": {"role": "assistant"}}).items()
+    frame = bytearray(encode_event(event_type, payload))
+    frame[-5] ^= 0xFF  # the last payload byte, just before the message CRC
+    return bytes(frame)
+
+
 # --- request validation (a small part of what Bedrock checks) -------------------------------
 
 MUST_START_WITH_USER = ("A conversation must start with a user message. Try again with a conversation "
@@ -318,6 +340,10 @@ class _ReplyResponse(Response):
         events = reply.stream_events()
         if reply.exception is not None and reply.events_before_exception is not None:
             events = events[:reply.events_before_exception]
+        if reply.corrupt_frame is not None:
+            after, kind = reply.corrupt_frame
+            bad = corrupt_frame(kind, events[after] if after < len(events) else None)
+            events = events[:after]
         for index, event in enumerate(events):
             if reply.disconnect_after_events is not None and index >= reply.disconnect_after_events:
                 return  # no final empty chunk: the server closes the socket mid-body
@@ -327,6 +353,8 @@ class _ReplyResponse(Response):
             await send({"type": "http.response.body", "body": encode_event(event_type, payload), "more_body": True})
         if reply.exception is not None:
             await send({"type": "http.response.body", "body": encode_exception(*reply.exception), "more_body": True})
+        if reply.corrupt_frame is not None:
+            await send({"type": "http.response.body", "body": bad, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

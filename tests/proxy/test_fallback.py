@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 from starlette.datastructures import Headers
 
-from app.errors import InvalidRequest, UpstreamTimeout, UpstreamUnavailable
+from app.errors import InvalidRequest, UpstreamPoolExhausted, UpstreamTimeout, UpstreamUnavailable
 from app.proxy.fallback import cooldown_seconds, decide_on_error, decide_on_status
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -74,3 +74,22 @@ def test_cooldown_seconds_prefers_retry_after_over_resets() -> None:
     headers = Headers({"retry-after": "7", "anthropic-ratelimit-tokens-remaining": "0",
                        "anthropic-ratelimit-tokens-reset": (NOW + timedelta(seconds=99)).isoformat()})
     assert cooldown_seconds(headers, now=NOW, default_s=60, max_s=3600) == 7
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400", "-5", "0", "soon"])
+def test_a_retry_after_that_is_not_a_positive_finite_number_falls_back_to_the_default(value: str) -> None:
+    assert cooldown_seconds(Headers({"retry-after": value}), now=NOW, default_s=60, max_s=3600) == 60
+
+
+def test_a_nan_reset_header_is_ignored_and_a_huge_one_capped() -> None:
+    exhausted = {"anthropic-ratelimit-tokens-remaining": "0"}
+    assert cooldown_seconds(Headers({**exhausted, "anthropic-ratelimit-tokens-reset": "nan"}),
+                            now=NOW, default_s=60, max_s=3600) == 60
+    assert cooldown_seconds(Headers({**exhausted, "anthropic-ratelimit-tokens-reset": "9999-12-31T23:59:59Z"}),
+                            now=NOW, default_s=60, max_s=3600) == 3600
+
+
+def test_a_full_local_pool_falls_back_without_cooldown_or_circuit() -> None:
+    decision = decide_on_error(UpstreamPoolExhausted("full"))
+    assert (decision.fall_back, decision.reason, decision.cooldown_s, decision.counts_toward_circuit) == (
+        True, "local_pool_exhausted", None, False)

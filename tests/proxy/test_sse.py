@@ -41,3 +41,22 @@ def test_message_delta_may_restate_input_counts() -> None:
     tap = UsageTap()
     tap.feed(STREAM.replace(b'"usage":{"output_tokens":42}', b'"usage":{"output_tokens":42,"input_tokens":11}'))
     assert tap.usage["input_tokens"] == 11
+
+
+@pytest.mark.parametrize("data", ["[1,2]", '"text"', "null", "not json", "[" * 5000 + "]" * 5000])
+def test_a_usage_event_whose_data_is_not_an_object_marks_the_tap_malformed(data: str) -> None:
+    tap = UsageTap()
+    tap.feed(f"event: message_delta\ndata: {data}\n\n".encode())
+    assert tap.malformed == "message_delta"
+    assert tap.usage["output_tokens"] == 0
+
+
+def test_usage_counts_that_are_not_sane_numbers_count_as_zero() -> None:
+    tap = UsageTap()
+    usage = {"input_tokens": "abc", "output_tokens": -5, "cache_read_input_tokens": True,
+             "cache_creation_input_tokens": 7.0, "cache_creation": [1]}
+    tap.feed(b"event: message_start\ndata: " + json.dumps({"message": {"usage": usage, "model": 5}}).encode()
+             + b"\n\nevent: message_delta\ndata: " + b'{"usage": {"output_tokens": NaN}, "delta": []}' + b"\n\n")
+    assert tap.malformed is None and tap.model is None
+    assert tap.usage == {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 7,
+                         "cache_read_input_tokens": 0, "cache_creation_1h_input_tokens": 0}
