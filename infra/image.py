@@ -22,8 +22,8 @@ import pulumi_aws as aws
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: What the Dockerfile copies; a change to any of these needs a new image.
 BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements.lock", "app", "templates")
-#: ECS on Fargate runs x86_64 here (see the task definition's runtime platform).
-PLATFORM = "linux/amd64"
+#: Default build platform; the stack passes the one matching ``cpuArchitecture`` (Graviton: arm64).
+PLATFORM = "linux/arm64"
 KEEP_IMAGES = 30
 
 
@@ -46,12 +46,13 @@ def source_tag(root: Path, inputs: Iterable[str] = BUILD_INPUTS, build_args: Map
 
 @dataclass(frozen=True)
 class ContainerImageArgs:
-    """``image`` set: use that URI and build nothing. Unset: build ``context`` for ``PLATFORM`` and push."""
+    """``image`` set: use that URI and build nothing. Unset: build ``context`` for ``platform`` and push."""
 
     image: str | None
     force_delete: bool
     build_args: Mapping[str, str] = field(default_factory=dict)
     context: Path = REPO_ROOT
+    platform: str = PLATFORM  # linux/arm64 | linux/amd64, matching the task's runtimePlatform
 
 
 class ContainerImage(pulumi.ComponentResource):
@@ -96,7 +97,8 @@ class ContainerImage(pulumi.ComponentResource):
         else:
             import pulumi_docker_build as docker_build  # only needed when building
 
-            tag = source_tag(args.context, build_args=args.build_args)
+            # the platform is part of the tag: an arm64 and an amd64 build of one tree are different images
+            tag = source_tag(args.context, build_args={**args.build_args, "TARGETPLATFORM": args.platform})
             token = aws.ecr.get_authorization_token_output(
                 registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
             )
@@ -104,7 +106,7 @@ class ContainerImage(pulumi.ComponentResource):
                 f"{name}-build",
                 context={"location": str(args.context)},
                 dockerfile={"location": str(args.context / "Dockerfile")},
-                platforms=[PLATFORM],
+                platforms=[args.platform],
                 build_args=dict(args.build_args),
                 push=True,
                 # `pulumi preview` must work without a Docker engine; the build runs on `pulumi up`.

@@ -39,6 +39,9 @@ class LoadBalancerArgs:
     certificate_arn: str | None
     domain_name: str | None
     hosted_zone_id: str | None
+    # --- access logs (edge.AccessLogs): bucket name, None = off ---
+    access_logs_bucket: pulumi.Input[str] | None = None
+    access_logs_prefix: str = "alb"
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -60,6 +63,9 @@ class LoadBalancer(pulumi.ComponentResource):
             desync_mitigation_mode="defensive",
             enable_http2=True,
             enable_deletion_protection=args.deletion_protection,
+            access_logs=None
+            if args.access_logs_bucket is None
+            else {"bucket": args.access_logs_bucket, "prefix": args.access_logs_prefix, "enabled": True},
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
@@ -134,6 +140,7 @@ class LoadBalancer(pulumi.ComponentResource):
             )
 
         self.dns_name = alb.dns_name
+        self.arn = alb.arn
         self.arn_suffix = alb.arn_suffix
         self.target_group_arn = target_group.arn
         self.target_group_arn_suffix = target_group.arn_suffix

@@ -25,8 +25,30 @@ PolicyDocument = dict[str, Any]
 #: InvokeModelWithResponseStream; CountTokens has its own action.
 BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 BEDROCK_COUNT_TOKENS_ACTIONS = ("bedrock:CountTokens",)
-#: Envelope encryption of Bedrock API keys with the app key (GenerateDataKey to seal, Decrypt to open).
-APP_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+#: Envelope encryption of Bedrock API keys with the app key: GenerateDataKey to seal, Decrypt to open
+#: (app/crypto/envelope.py never calls Encrypt). Only with the app's encryption context.
+APP_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The ``purpose`` entry of the encryption context app/crypto/envelope.py sends
+#: (``bedrock_key_context``: ``{"purpose": "bedrock-api-key", "access_key_id": <id>}``).
+APP_KEY_CONTEXT_PURPOSE = "bedrock-api-key"
+APP_KEY_CONTEXT_KEYS = ("access_key_id", "purpose")
+
+
+def envelope_encryption_statement(app_key_arn: str) -> PolicyDocument:
+    """Decrypt/GenerateDataKey on the app key, only for requests whose encryption context is exactly
+    the app's: ``purpose`` = ``bedrock-api-key`` and an ``access_key_id``, no other keys.
+    Source: docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context"""
+    return {
+        "Sid": "EnvelopeEncryption",
+        "Effect": "Allow",
+        "Action": list(APP_KEY_ACTIONS),
+        "Resource": [app_key_arn],
+        "Condition": {
+            "StringEquals": {"kms:EncryptionContext:purpose": APP_KEY_CONTEXT_PURPOSE},
+            "Null": {"kms:EncryptionContext:access_key_id": "false"},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(APP_KEY_CONTEXT_KEYS)},
+        },
+    }
 
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$"
@@ -73,7 +95,7 @@ def task_role_policy(bedrock_arns: Sequence[str], app_key_arn: str) -> PolicyDoc
             "Action": list(BEDROCK_COUNT_TOKENS_ACTIONS),
             "Resource": list(bedrock_arns),
         },
-        {"Sid": "EnvelopeEncryption", "Effect": "Allow", "Action": list(APP_KEY_ACTIONS), "Resource": [app_key_arn]},
+        envelope_encryption_statement(app_key_arn),
     )
 
 

@@ -1,5 +1,6 @@
-"""Service: ECS cluster (Container Insights), the app log group, the Fargate task definition and
-service behind the ALB, and target-tracking autoscaling on CPU and ALB requests per target.
+"""Service: ECS cluster (Container Insights), the app log group, the Fargate task definition (the
+proxy plus any sidecars, e.g. the metrics agent) and service behind the ALB. Autoscaling lives in
+``autoscaling.py``.
 
 Draining on deploy and scale-in: the ALB keeps a deregistering task's open streams for
 ``deregistrationDelayS``; then ECS sends SIGTERM, uvicorn stops accepting and waits up to
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -43,11 +45,9 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str]
     listeners: Sequence[pulumi.Resource]
     desired_count: int
-    min_count: int
-    max_count: int
-    cpu_target_percent: int
-    requests_per_target: int
-    request_count_resource_label: pulumi.Input[str]
+    # --- task platform and sidecars (see ops_config.py, observability.py) ---
+    cpu_architecture: str = "ARM64"  # runtimePlatform.cpuArchitecture: ARM64 | X86_64
+    sidecars: Sequence[pulumi.Input[Mapping[str, Any]]] = ()  # extra container definitions (dicts)
 
 
 class Service(pulumi.ComponentResource):
@@ -73,23 +73,25 @@ class Service(pulumi.ComponentResource):
 
         env_names = sorted(args.environment)
         secret_names = sorted(args.secrets)
+        sidecars = pulumi.Output.all(*args.sidecars)
         definitions = pulumi.Output.all(
-            args.image, *[args.environment[n] for n in env_names], *[args.secrets[n] for n in secret_names]
+            args.image, sidecars, *[args.environment[n] for n in env_names], *[args.secrets[n] for n in secret_names]
         ).apply(
             lambda v: json.dumps(
                 [
                     container_definition(
                         ContainerSpec(
                             image=v[0],
-                            environment=dict(zip(env_names, v[1 : 1 + len(env_names)], strict=True)),
-                            secrets=dict(zip(secret_names, v[1 + len(env_names) :], strict=True)),
+                            environment=dict(zip(env_names, v[2 : 2 + len(env_names)], strict=True)),
+                            secrets=dict(zip(secret_names, v[2 + len(env_names) :], strict=True)),
                             log_group_name=args.log_group_name,
                             region=args.region,
                             forwarded_allow_ips=args.forwarded_allow_ips,
                             stop_timeout_s=args.stop_timeout_s,
                             graceful_shutdown_s=args.graceful_shutdown_s,
                         )
-                    )
+                    ),
+                    *v[1],
                 ]
             )
         )
@@ -100,7 +102,7 @@ class Service(pulumi.ComponentResource):
             network_mode="awsvpc",
             cpu=str(args.task_cpu),
             memory=str(args.task_memory_mib),
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": args.cpu_architecture},
             task_role_arn=args.task_role_arn,
             execution_role_arn=args.execution_role_arn,
             container_definitions=definitions,
@@ -135,47 +137,6 @@ class Service(pulumi.ComponentResource):
             ],
             # Autoscaling owns the running count after creation; `pulumi up` must not reset it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.listeners), ignore_changes=["desired_count"]),
-        )
-
-        target = aws.appautoscaling.Target(
-            f"{name}-scaling",
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
-            min_capacity=args.min_count,
-            max_capacity=args.max_count,
-            opts=child,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-cpu",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.cpu_target_percent,
-                "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
-                "scale_in_cooldown": 300,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-requests",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.requests_per_target,
-                "predefined_metric_specification": {
-                    "predefined_metric_type": "ALBRequestCountPerTarget",
-                    "resource_label": args.request_count_resource_label,
-                },
-                "scale_in_cooldown": 300,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
         )
 
         self.cluster_name = cluster.name

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from infra.ops_config import OpsConfig, load_ops_config
 from infra.validation import DOCDB_PARAMETER_FAMILIES, FARGATE_MAX_STOP_TIMEOUT_S, ConfigError, check
 
 if TYPE_CHECKING:  # pulumi is imported lazily so that this module tests without the engine
@@ -90,6 +91,8 @@ class StackConfig:
     fallback_rate_alarm_percent: int = 20
     deletion_protection: bool = True
     final_snapshot: bool = True
+    # --- edge extras, metrics, alarms on app metrics, autoscaling, CPU architecture (ops_config.py) ---
+    ops: OpsConfig = OpsConfig()
 
     @property
     def https(self) -> bool:
@@ -182,6 +185,7 @@ def load_config() -> StackConfig:
     if region is None:
         raise ConfigError(["aws:region is not set: pulumi config set aws:region us-east-1"])
     defaults = StackConfig(name="", region=region)
+    ops = load_ops_config(cfg)  # raises ConfigError with its own keys' problems
     config = StackConfig(
         name=resource_prefix(pulumi.get_project(), pulumi.get_stack()),
         region=region,
@@ -220,6 +224,7 @@ def load_config() -> StackConfig:
         fallback_rate_alarm_percent=_int(cfg, "fallbackRateAlarmPercent", defaults.fallback_rate_alarm_percent),
         deletion_protection=_bool(cfg.get("deletionProtection"), "deletionProtection", defaults.deletion_protection),
         final_snapshot=_bool(cfg.get("finalSnapshot"), "finalSnapshot", defaults.final_snapshot),
+        ops=ops,
     )
     check(config)
     return config

@@ -98,11 +98,14 @@ class ProgramRun:
         """Every secret value the run could have leaked: generated passwords and configured secrets."""
         return [*self.generated_secrets, CONFIG_ADMIN_PASSWORD, CONFIG_METRICS_TOKEN, ECR_TOKEN_PASSWORD]
 
+    def containers(self) -> list[dict[str, Any]]:
+        """Every container definition of the task (the proxy first, then sidecars)."""
+        return json.loads(self.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
+
     def task_container(self) -> dict[str, Any]:
         """The proxy's container definition, parsed from the task definition's JSON."""
-        definitions = json.loads(self.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
-        assert len(definitions) == 1
-        return definitions[0]
+        (proxy,) = [d for d in self.containers() if d["name"] == "proxy"]
+        return proxy
 
 
 #: How the engine marks a secret input: {SECRET_SIG: SECRET_MARKER, "value": ...}.

@@ -26,6 +26,12 @@ def test_every_required_alarm_exists(http_stack: ProgramRun) -> None:
         "DatabaseConnections",
         "MemoryUtilization",
         "expression",
+        "HealthyHostCount",
+        "TimeToFirstByte",
+        "claude_proxy_usage_queue_depth",
+        "claude_proxy_usage_events_dropped_total",
+        "claude_proxy_usage_dead_lettered_total",
+        "claude_proxy_in_flight_requests",
     } == set(found)
     assert found["CPUUtilization"][0]["namespace"] == "AWS/DocDB"
     assert found["MemoryUtilization"][0]["namespace"] == "AWS/ECS"
@@ -53,7 +59,7 @@ def test_fallback_rate_comes_from_the_request_log(http_stack: ProgramRun) -> Non
     assert '$.provider = "bedrock"' in filters["BedrockFallbacks"]["pattern"]
     assert '$.provider = "anthropic"' in filters["ProxiedRequests"]["pattern"]
     assert {f["logGroupName"] for f in filters.values()} == {"/ecs/claude-code-proxy-test"}
-    (rate,) = alarms_by_metric(http_stack)["expression"]
+    (rate,) = [a for a in alarms_by_metric(http_stack)["expression"] if "Bedrock" in a["alarmDescription"]]
     expression = next(q for q in rate["metricQueries"] if q.get("returnData"))
     assert "fallbacks / requests" in expression["expression"]
     assert rate["threshold"] == 20

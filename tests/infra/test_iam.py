@@ -9,7 +9,7 @@ from tests.infra.harness import BASE_CONFIG, ProgramRun
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 BEDROCK = {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"}
-KMS = {"kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"}
+KMS = {"kms:GenerateDataKey", "kms:Decrypt"}  # no kms:Encrypt: envelope.py never calls it
 
 
 def policy(stack: ProgramRun, name: str) -> dict:
@@ -62,8 +62,8 @@ def test_configured_models_and_regions_shape_the_policy(run) -> None:  # noqa: A
 
 def test_execution_role_reads_only_the_injected_secrets(https_stack: ProgramRun) -> None:
     doc = policy(https_stack, "roles-execution")
-    injected = {s["valueFrom"] for s in https_stack.task_container()["secrets"]}
-    assert len(injected) == 4
+    injected = {s["valueFrom"] for c in https_stack.containers() for s in c["secrets"]}
+    assert len(injected) == 5  # the proxy's 4 and the metrics agent's scrape config (it holds the token)
     assert resources_of(doc, ["secretsmanager:GetSecretValue"]) == injected
     data_key = https_stack.named("keys-data", "aws:kms/key:Key")
     assert resources_of(doc, ["kms:Decrypt"]) == {f"arn:aws:kms:us-east-1:123456789012:key/{data_key.name}-key-id"}

@@ -51,7 +51,6 @@ def test_task_role_policy_is_bedrock_and_app_key_only() -> None:
         "bedrock:CountTokens",
         "kms:GenerateDataKey",
         "kms:Decrypt",
-        "kms:Encrypt",
     }
     assert resources_of(doc, ["kms:Decrypt"]) == {"arn:aws:kms:us-east-1:123456789012:key/app"}
     assert resources_of(doc, ["bedrock:InvokeModel"]) == set(us_arns())

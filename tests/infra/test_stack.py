@@ -54,7 +54,7 @@ def test_every_resource_sits_in_a_claude_proxy_component(http_stack: ProgramRun)
                 f"{resource.typ} {resource.name} has no component parent"
             )
     tokens = {r.typ for r in http_stack.resources if r.typ.startswith("claude-proxy:")}
-    assert len(tokens) == 9
+    assert len(tokens) == 13  # the WAF and flow logs are off by default
     assert all(len(t.split(":")) == 3 for t in tokens)
 
 
