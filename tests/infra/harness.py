@@ -186,6 +186,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{args.name}-key-id"
         elif args.typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{args.name}-AbCdEf"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            state.setdefault("bucket", f"{inputs.get('bucketPrefix', args.name)}0123abcd")
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
         elif args.typ == "docker-build:index:Image":
             state["ref"] = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/built@sha256:{'0' * 64}"
         return physical_id, state
