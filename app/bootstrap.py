@@ -61,7 +61,7 @@ def embedded_banner(*, base_url: str, access_key: str | None, admin_username: st
                   f"export ANTHROPIC_BASE_URL={base_url}/ak/{access_key}"]
     if admin_password:
         lines += ["", f"# Admin (generated for this run): {admin_username} / {admin_password}",
-                  f"#   dashboard: {base_url}/ui   API docs: {base_url}/docs"]
+                  f"#   dashboard: {base_url}/ui   API docs: {base_url}/docs (PROXY_API_DOCS_ENABLED=true)"]
     lines.append("=" * 78)
     return "\n".join(lines)
 

@@ -81,6 +81,28 @@ class Settings(BaseSettings):
     circuit_open_s: float = Field(30.0, gt=0)
     cooldown_cache_ttl_s: float = Field(2.0, ge=0)
 
+    # --- store outages, admin sessions, API docs (issue 10, branch authstore) ----------------
+    # Known access keys keep working from their last good lookup this long while the store fails.
+    key_stale_grace_s: float = Field(900.0, ge=0)
+    # `serve` waits this long for an unreachable store at start (ping with backoff), then exits 1.
+    store_startup_timeout_s: float = Field(30.0, ge=0)
+    api_docs_enabled: bool = False  # /docs, /redoc and /openapi.json
+    # --- deployment (infra/: set by the Pulumi program's task definition) ---------------------
+    # uvicorn's keep-alive; behind a load balancer it must exceed the LB's idle timeout (the stack
+    # sets ALB idle + 5 s), or the target closes a connection the LB is about to reuse -> 502.
+    keepalive_timeout_s: int = Field(75, gt=0)
+    # The store URL from parts, used when mongodb_url is unset and mongodb_host is set
+    # (app/store/mongo.py store_url): the password comes from its own secret, so a rotated password
+    # reaches new tasks without a second copy in a URL secret.
+    mongodb_host: str | None = None
+    mongodb_port: int = Field(27017, gt=0, lt=65536)
+    mongodb_username: str | None = None
+    mongodb_password: SecretStr | None = None
+    mongodb_options: str = ""  # URL query, e.g. "tls=true&replicaSet=rs0&retryWrites=false"
+    mongodb_max_pool_size: int | None = Field(None, gt=0)  # per server; unset: the driver's 100
+    # Region of the KMS key that seals Bedrock API keys; unset: bedrock_region (the stack sets its own).
+    kms_region: str | None = None
+
     # --- operations -------------------------------------------------------------------------
     log_level: str = "INFO"
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: /metrics only from loopback
@@ -92,8 +114,8 @@ class Settings(BaseSettings):
 
     @property
     def embedded_store(self) -> bool:
-        """True when no MongoDB URL is set and the in-process mongomock-motor store is used."""
-        return self.mongodb_url is None
+        """True when neither a MongoDB URL nor a host is set and the in-process mongomock-motor store is used."""
+        return self.mongodb_url is None and self.mongodb_host is None
 
 
 @lru_cache

@@ -45,12 +45,16 @@ HeaderPrincipalDep = Annotated[Principal, Depends(principal_from_header)]
 
 
 async def require_admin(request: Request) -> str:
-    """``Authorization: Bearer <admin token>`` -> the admin username; 401 otherwise."""
+    """``Authorization: Bearer <admin token>`` -> the admin username; 401 for a missing, bad,
+    expired or revoked token, 503 when the store cannot say. The token's session id is left on
+    ``request.state.admin_session_id`` (for logout)."""
     auth: AdminAuth = request.app.state.services.admin_auth
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("admin bearer token required: POST /admin/auth/login with HTTP Basic")
-    return auth.verify_token(token.strip())
+    identity = await auth.verify_token(token.strip())
+    request.state.admin_session_id = identity.session_id
+    return identity.username
 
 
 AdminDep = Annotated[str, Depends(require_admin)]

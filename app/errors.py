@@ -11,6 +11,7 @@ Hierarchy (status, Anthropic ``error.type``), after https://docs.anthropic.com/e
     ├── RateLimited           429 rate_limit_error   (carries retry_after_s)
     ├── ApiError              500 api_error
     ├── UpstreamUnavailable   502 api_error          (connect error / bad gateway)
+    ├── ServiceUnavailable    503 overloaded_error   (the proxy's own store is down; carries retry_after_s)
     ├── UpstreamTimeout       504 timeout_error
     └── Overloaded            529 overloaded_error
 
@@ -77,6 +78,22 @@ class ApiError(ProxyError):
 
 class UpstreamUnavailable(ProxyError):
     status_code, error_type = 502, "api_error"
+
+
+class ServiceUnavailable(ProxyError):
+    """The proxy cannot answer now (its store failed); the client should retry after ``retry-after``.
+
+    Anthropic's SDKs (and so Claude Code) retry 503 with backoff and honour ``retry-after``."""
+
+    status_code, error_type = 503, "overloaded_error"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        merged = dict(headers or {})
+        if retry_after_s is not None:
+            merged.setdefault("retry-after", str(max(1, int(retry_after_s + 0.999))))
+        super().__init__(message, headers=merged)
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamTimeout(ProxyError):

@@ -17,6 +17,7 @@ from app.admin.routes import router as admin_router
 from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
+from app.auth.metrics import watch_auth
 from app.bedrock.client import BedrockRuntime
 from app.bedrock.models import MODELS
 from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_secrets
@@ -37,7 +38,10 @@ from app.store.cooldowns import CooldownRepository
 from app.store.limits import INDEXES as LIMIT_INDEXES
 from app.store.limits import RateCounterRepository
 from app.store.model_map import ModelMapCache, ModelMapRepository
-from app.store.mongo import ensure_indexes, open_store
+from app.store.admins import INDEXES as ADMIN_INDEXES
+from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
+from app.store.mongo import (STORE_ERRORS, StoreUnreachable, describe_store_error, ensure_indexes, open_store,
+                             redact_url, store_url)
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
@@ -50,6 +54,8 @@ from app.usage.routes import router as usage_router
 
 log = logging.getLogger(__name__)
 
+READY_PING_TIMEOUT_S = 2.0
+
 
 async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = None) -> Services:
     """Open everything one app instance needs. Raises ConfigError for missing secrets or bad
@@ -59,19 +65,34 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         pricing = PriceTable(settings.pricing_overrides)
     except ValueError as exc:
         raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
-    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-    store = open_store(url, settings.mongodb_database)
-    await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES})
-    await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
+    try:
+        url = store_url(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
+    try:
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES})
+        await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
+    except STORE_ERRORS as exc:
+        store.close()
+        raise StoreUnreachable(f"cannot prepare the store at {redact_url(url or '')} "
+                               f"({describe_store_error(exc)}); check PROXY_MONGODB_URL") from None
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
     usage = UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
                                                           hour_days=settings.usage_hour_bucket_ttl_days))
     audit = AuditRepository(store.db)
     resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
-                                 last_used_interval_s=settings.last_used_write_interval_s)
-    admin_auth = AdminAuth(store.db, settings.admin_username, secrets.secret_key,
+                                 last_used_interval_s=settings.last_used_write_interval_s,
+                                 stale_grace_s=settings.key_stale_grace_s)
+    admin_auth = AdminAuth(AdminRepository(store.db), AdminSessionRepository(store.db),
+                           LoginAttemptRepository(store.db), settings.admin_username, secrets.secret_key,
                            token_ttl_s=settings.admin_token_ttl_s)
-    await admin_auth.ensure_account(secrets.admin_password)
+    try:
+        await admin_auth.ensure_account(secrets.admin_password)
+    except STORE_ERRORS as exc:
+        store.close()
+        raise StoreUnreachable(f"cannot read the admin account from the store at {redact_url(url or '')} "
+                               f"({describe_store_error(exc)})") from None
     upstream = AnthropicUpstream(settings.anthropic_base_url, connect_timeout_s=settings.connect_timeout_s,
                                  read_timeout_s=settings.read_timeout_s,
                                  max_connections=settings.max_upstream_connections)
@@ -91,7 +112,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
-    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id, region=settings.bedrock_region,
+    cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
+                         region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
     bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
                                      connect_timeout_s=settings.bedrock_connect_timeout_s,
@@ -120,6 +142,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
                                 profile_prefix=settings.bedrock_inference_profile_prefix,
                                 known_models=tuple(MODELS)))
+    watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
         await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
@@ -171,8 +194,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await close_services(services)
 
+    # /docs, /redoc and /openapi.json describe the whole admin API: off unless PROXY_API_DOCS_ENABLED.
+    docs = settings.api_docs_enabled
     app = FastAPI(title="claude-code-proxy", version="0.1.0", lifespan=lifespan,
-                  description="Anthropic Messages API proxy with Bedrock fallback. Admin API under /admin.")
+                  description="Anthropic Messages API proxy with Bedrock fallback. Admin API under /admin.",
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.include_router(proxy_router)
     app.include_router(admin_router)
     app.include_router(usage_router)
@@ -191,8 +218,9 @@ def _add_ops_routes(app: FastAPI) -> None:
 
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> Response:
-        """Readiness: the store answers ``ping``."""
-        ok = await request.app.state.services.store.ping()
+        """Readiness: the store answers ``ping`` within 2 s (503 ``{"status": "unavailable",
+        "store": false}`` otherwise, without waiting for the driver's own timeout)."""
+        ok = await request.app.state.services.store.ping(timeout_s=READY_PING_TIMEOUT_S)
         return JSONResponse({"status": "ok" if ok else "unavailable", "store": ok}, status_code=200 if ok else 503)
 
 

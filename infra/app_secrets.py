@@ -18,12 +18,16 @@ import pulumi_random as random
 @dataclass(frozen=True)
 class AppSecretsArgs:
     """``admin_password`` / ``metrics_token``: secret Outputs from config, or None (generate / omit).
-    ``recovery_window_days``: 0 deletes at once on teardown, 7-30 keeps the secret recoverable."""
+    ``recovery_window_days``: 0 deletes at once on teardown, 7-30 keeps the secret recoverable.
+    ``name_prefix``: ``<project>-<stack>``, the first part of every secret name. ``protect``: Pulumi
+    refuses to delete the secrets."""
 
+    name_prefix: str
     kms_key_arn: pulumi.Input[str]
     admin_password: pulumi.Output[str] | None
     metrics_token: pulumi.Output[str] | None
     recovery_window_days: int
+    protect: bool = True
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -47,11 +51,11 @@ class AppSecrets(pulumi.ComponentResource):
         def stored(key: str, description: str, value: pulumi.Input[str]) -> aws.secretsmanager.Secret:
             secret = aws.secretsmanager.Secret(
                 f"{name}-{key}",
-                name_prefix=f"{name}/{key}-",
+                name_prefix=f"{args.name_prefix}/{key}-",
                 description=description,
                 kms_key_id=args.kms_key_arn,
                 recovery_window_in_days=args.recovery_window_days,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )
             aws.secretsmanager.SecretVersion(
                 f"{name}-{key}", secret_id=secret.id, secret_string=pulumi.Output.secret(value), opts=child

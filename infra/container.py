@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 CONTAINER_NAME = "proxy"
+#: The one-shot init container that creates the app's database user before the proxy starts.
+DB_INIT_CONTAINER_NAME = "db-init"
 CONTAINER_PORT = 8080
 #: The image's non-root user (see Dockerfile: ``useradd --uid 10001 app``).
 APP_UID = 10001
@@ -44,6 +46,19 @@ class ContainerSpec:
     forwarded_allow_ips: str
     stop_timeout_s: int
     graceful_shutdown_s: int
+    depends_on_success: tuple[str, ...] = ()  # containers that must exit 0 before this one starts
+
+
+@dataclass(frozen=True)
+class DbInitSpec:
+    """The ``db-init`` container: plain ``environment`` and ``secrets`` (env name -> ``valueFrom``),
+    which alone carry the master credentials; image, logs and region as the proxy's."""
+
+    image: str
+    environment: Mapping[str, str]
+    secrets: Mapping[str, str]
+    log_group_name: str
+    region: str
 
 
 def serve_command(forwarded_allow_ips: str, graceful_shutdown_s: int) -> list[str]:
@@ -91,15 +106,45 @@ def container_definition(spec: ContainerSpec) -> dict[str, Any]:
             "startPeriod": 30,
         },
         "stopTimeout": spec.stop_timeout_s,
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": spec.log_group_name,
-                "awslogs-region": spec.region,
-                "awslogs-stream-prefix": CONTAINER_NAME,
-                # a slow CloudWatch must never block the request path; 25 MiB buffer before drops
-                "mode": "non-blocking",
-                "max-buffer-size": "25m",
-            },
+        "logConfiguration": _awslogs(spec.log_group_name, spec.region, CONTAINER_NAME),
+        **(
+            {"dependsOn": [{"containerName": n, "condition": "SUCCESS"} for n in spec.depends_on_success]}
+            if spec.depends_on_success
+            else {}
+        ),
+    }
+
+
+def _awslogs(log_group_name: str, region: str, stream_prefix: str) -> dict[str, Any]:
+    return {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": log_group_name,
+            "awslogs-region": region,
+            "awslogs-stream-prefix": stream_prefix,
+            # a slow CloudWatch must never block the request path; 25 MiB buffer before drops
+            "mode": "non-blocking",
+            "max-buffer-size": "25m",
         },
+    }
+
+
+def db_init_container_definition(spec: DbInitSpec) -> dict[str, Any]:
+    """The non-essential ``db-init`` container: runs ``claude-code-proxy db-init`` once and exits; the
+    proxy container waits for its exit code 0 (``dependsOn`` SUCCESS). Same hardening as the proxy
+    (non-root, read-only root, no capabilities). Raises ValueError if a name is both env and secret."""
+    clash = set(spec.environment) & set(spec.secrets)
+    if clash:
+        raise ValueError(f"{sorted(clash)} given both as plain environment and as secrets")
+    return {
+        "name": DB_INIT_CONTAINER_NAME,
+        "image": spec.image,
+        "essential": False,
+        "command": ["claude-code-proxy", "db-init"],
+        "user": f"{APP_UID}:{APP_UID}",
+        "readonlyRootFilesystem": True,
+        "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
+        "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+        "logConfiguration": _awslogs(spec.log_group_name, spec.region, DB_INIT_CONTAINER_NAME),
     }

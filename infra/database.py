@@ -1,6 +1,16 @@
 """Database: DocumentDB cluster in the private subnets, TLS enforced, KMS-encrypted, audit and
-profiler logs exported, reachable on 27017 only from the service's security group; plus the master
-credentials and the app's full MongoDB URL in Secrets Manager.
+profiler logs exported, reachable on 27017 only from the service's security group; plus two
+credentials in Secrets Manager, both in the DocumentDB rotation format (engine, host, port,
+username, password, ssl):
+
+- ``master``: the cluster's master user. Only the ``db-init`` container of the task sees it.
+- ``app``: the application user (``APP_USERNAME``, ``readWrite`` on the app's database only), which
+  ``claude-code-proxy db-init`` creates or updates at every task start. The app container gets its
+  ``username`` and ``password`` keys and builds its URL from them at start, so a rotated password
+  reaches every new task and nothing holds a stale copy of it.
+
+The cluster and both secrets are ``protect``-ed when ``deletion_protection`` is on, and deleting the
+cluster takes a final snapshot unless ``final_snapshot`` is off.
 
 Sources: docs.aws.amazon.com/documentdb/latest/developerguide/security.encryption.ssl.html (``tls``),
 .../event-auditing.html (``audit_logs``), .../profiling.html (``profiler``).
@@ -16,9 +26,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.urls import DOCDB_PORT, mongodb_url
+from infra.urls import DOCDB_PORT
 
 MASTER_USERNAME = "proxymaster"
+#: The application user the proxy connects as (``readWrite`` on ``mongodbDatabase`` only).
+APP_USERNAME = "proxyapp"
 #: CA the instances present; the RDS global bundle baked into the image trusts it.
 CA_CERT_IDENTIFIER = "rds-ca-rsa2048-g1"
 EXPORTED_LOGS = ("audit", "profiler")
@@ -30,6 +42,7 @@ class DatabaseArgs:
     the only source allowed on 27017. Days are days; ``instance_count`` includes the primary."""
 
     identifier: str
+    database_name: str
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
     client_security_group_id: pulumi.Input[str]
@@ -43,11 +56,12 @@ class DatabaseArgs:
     final_snapshot: bool
     log_retention_days: int
     secret_recovery_window_days: int
+    protect: bool = True
 
 
 class Database(pulumi.ComponentResource):
-    """DocumentDB cluster + subnet and security groups. Outputs: endpoint, url_secret_arn (the full
-    ``PROXY_MONGODB_URL``), master_secret_arn, security_group_id, cluster_identifier, instance_identifiers."""
+    """DocumentDB cluster + subnet and security groups. Outputs: endpoint, app_secret_arn (the app
+    user's credentials), master_secret_arn, security_group_id, cluster_identifier, instance_identifiers."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("claude-proxy:data:Database", name, None, opts)
@@ -138,7 +152,7 @@ class Database(pulumi.ComponentResource):
             if args.final_snapshot
             else None,
             enabled_cloudwatch_logs_exports=list(EXPORTED_LOGS),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups, protect=args.protect),
         )
         instances = [
             aws.docdb.ClusterInstance(
@@ -157,47 +171,45 @@ class Database(pulumi.ComponentResource):
         def secret(key: str, description: str, value: pulumi.Output[str]) -> aws.secretsmanager.Secret:
             stored = aws.secretsmanager.Secret(
                 f"{name}-{key}",
-                name_prefix=f"{name}/{key}-",
+                name_prefix=f"{args.identifier}/{key}-",
                 description=description,
                 kms_key_id=args.kms_key_arn,
                 recovery_window_in_days=args.secret_recovery_window_days,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )
             aws.secretsmanager.SecretVersion(
                 f"{name}-{key}", secret_id=stored.id, secret_string=pulumi.Output.secret(value), opts=child
             )
             return stored
 
-        # Secrets Manager's DocumentDB rotation format, so a rotation Lambda can be added later.
-        master = secret(
-            "master",
-            "DocumentDB master credentials",
-            pulumi.Output.all(password.result, cluster.endpoint).apply(
+        def credentials(username: str, password_value: pulumi.Output[str]) -> pulumi.Output[str]:
+            # Secrets Manager's DocumentDB rotation format, so a rotation Lambda can be added later.
+            return pulumi.Output.all(password_value, cluster.endpoint).apply(
                 lambda v: json.dumps(
                     {
                         "engine": "mongo",
-                        "username": MASTER_USERNAME,
+                        "username": username,
                         "password": v[0],
                         "host": v[1],
                         "port": DOCDB_PORT,
                         "ssl": True,
                     }
                 )
-            ),
-        )
-        url = secret(
-            "mongodb-url",
-            "claude-code-proxy PROXY_MONGODB_URL",
-            pulumi.Output.all(password.result, cluster.endpoint).apply(
-                lambda v: mongodb_url(MASTER_USERNAME, v[0], v[1])
-            ),
+            )
+
+        master = secret("master", "DocumentDB master credentials", credentials(MASTER_USERNAME, password.result))
+        app_password = random.RandomPassword(f"{name}-app-password", length=32, special=False, opts=child)
+        app = secret(
+            "app",
+            f"DocumentDB user {APP_USERNAME} (readWrite on {args.database_name})",
+            credentials(APP_USERNAME, app_password.result),
         )
 
         self.endpoint = cluster.endpoint
         self.cluster_identifier = cluster.cluster_identifier
         self.instance_identifiers = pulumi.Output.all(*[i.identifier for i in instances])
         self.security_group_id = sg.id
-        self.url_secret_arn = url.arn
+        self.app_secret_arn = app.arn
         self.master_secret_arn = master.arn
         self.register_outputs(
             {
@@ -205,7 +217,7 @@ class Database(pulumi.ComponentResource):
                 "cluster_identifier": self.cluster_identifier,
                 "instance_identifiers": self.instance_identifiers,
                 "security_group_id": self.security_group_id,
-                "url_secret_arn": self.url_secret_arn,
+                "app_secret_arn": self.app_secret_arn,
                 "master_secret_arn": self.master_secret_arn,
             }
         )

@@ -6,31 +6,37 @@ with ``*`` resources is attached.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.policies import bedrock_model_arns, ecs_tasks_trust_policy, execution_role_policy, task_role_policy
+from infra.bedrock_access import bedrock_statements
+from infra.policies import ecs_tasks_trust_policy, execution_role_policy, task_role_policy
+
+
+def secret_arn_of(value_from: str) -> str:
+    """The secret's ARN in an ECS ``valueFrom``, which may name a JSON key of the secret
+    (``arn:aws:secretsmanager:<region>:<account>:secret:<name>:<json-key>:<stage>:<version>``)."""
+    return ":".join(value_from.split(":")[:7])
 
 
 @dataclass(frozen=True)
 class ServiceRolesArgs:
-    """``secret_arns``: env name -> Secrets Manager ARN the execution role may read (exactly these).
-    ``ecr_repository_arn``: repository the image comes from, or None for a public, non-ECR image."""
+    """``secret_value_froms``: every ECS ``valueFrom`` any container gets; the execution role may read
+    exactly those secrets. ``bedrock_model_ids``: the Bedrock ids the app can route to
+    (``infra.bedrock_access.routable_model_ids``). ``ecr_repository_arn``: repository the image comes
+    from, or None for a public, non-ECR image."""
 
     partition: pulumi.Input[str]
     account_id: pulumi.Input[str]
     region: str
     bedrock_region: str
-    inference_profile_ids: Sequence[str]
-    model_ids: Sequence[str]
-    bedrock_regions: Sequence[str]
-    global_profiles: bool
+    bedrock_model_ids: Sequence[str]
     app_key_arn: pulumi.Input[str]
     data_key_arn: pulumi.Input[str]
-    secret_arns: Mapping[str, pulumi.Input[str]]
+    secret_value_froms: Sequence[pulumi.Input[str]]
     log_group_name: str
     ecr_repository_arn: pulumi.Input[str] | None
 
@@ -57,15 +63,7 @@ class ServiceRoles(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.partition, args.account_id, args.app_key_arn).apply(
                 lambda v: json.dumps(
                     task_role_policy(
-                        bedrock_model_arns(
-                            partition=v[0],
-                            account_id=v[1],
-                            source_region=args.bedrock_region,
-                            profile_ids=args.inference_profile_ids,
-                            model_ids=args.model_ids,
-                            regions=args.bedrock_regions,
-                            global_profiles=args.global_profiles,
-                        ),
+                        bedrock_statements(v[0], v[1], args.bedrock_region, args.bedrock_model_ids),
                         app_key_arn=v[2],
                     )
                 )
@@ -79,7 +77,6 @@ class ServiceRoles(pulumi.ComponentResource):
             description="ECS agent: pull image, read secrets, write logs",
             opts=child,
         )
-        secret_names = sorted(args.secret_arns)
         aws.iam.RolePolicy(
             f"{name}-execution",
             role=execution_role.id,
@@ -88,11 +85,11 @@ class ServiceRoles(pulumi.ComponentResource):
                 args.account_id,
                 args.data_key_arn,
                 args.ecr_repository_arn,
-                *[args.secret_arns[n] for n in secret_names],
+                *args.secret_value_froms,
             ).apply(
                 lambda v: json.dumps(
                     execution_role_policy(
-                        secret_arns=v[4:],
+                        secret_arns=sorted({secret_arn_of(x) for x in v[4:]}),
                         data_key_arn=v[2],
                         log_group_arn=f"arn:{v[0]}:logs:{args.region}:{v[1]}:log-group:{args.log_group_name}",
                         region=args.region,

@@ -21,11 +21,15 @@ from infra.policies import app_key_policy, data_key_policy
 
 @dataclass(frozen=True)
 class KeysArgs:
-    """``deletion_window_days`` (7-30) is how long a deleted key stays recoverable."""
+    """``alias_prefix``: ``<project>-<stack>``, so aliases (unique per account and region) do not
+    collide between stacks. ``protect``: Pulumi refuses to delete the keys (``protect`` option).
+    ``deletion_window_days`` (7-30) is how long a deleted key stays recoverable."""
 
     partition: pulumi.Input[str]
     account_id: pulumi.Input[str]
     region: str
+    alias_prefix: str
+    protect: bool = True
     deletion_window_days: int = 30
 
 
@@ -35,6 +39,7 @@ class Keys(pulumi.ComponentResource):
     def __init__(self, name: str, args: KeysArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("claude-proxy:security:Keys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         app_key = aws.kms.Key(
             f"{name}-app",
             description="claude-code-proxy: envelope encryption of stored Bedrock API keys",
@@ -43,9 +48,9 @@ class Keys(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.partition, args.account_id).apply(
                 lambda v: json.dumps(app_key_policy(v[0], v[1]))
             ),
-            opts=child,
+            opts=kept,
         )
-        aws.kms.Alias(f"{name}-app", name=f"alias/{name}-app", target_key_id=app_key.key_id, opts=child)
+        aws.kms.Alias(f"{name}-app", name=f"alias/{args.alias_prefix}-app", target_key_id=app_key.key_id, opts=child)
         data_key = aws.kms.Key(
             f"{name}-data",
             description="claude-code-proxy: storage encryption (DocumentDB, secrets, logs, alarms)",
@@ -54,9 +59,9 @@ class Keys(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.partition, args.account_id).apply(
                 lambda v: json.dumps(data_key_policy(v[0], v[1], args.region))
             ),
-            opts=child,
+            opts=kept,
         )
-        aws.kms.Alias(f"{name}-data", name=f"alias/{name}-data", target_key_id=data_key.key_id, opts=child)
+        aws.kms.Alias(f"{name}-data", name=f"alias/{args.alias_prefix}-data", target_key_id=data_key.key_id, opts=child)
 
         self.app_key_arn = app_key.arn
         self.app_key_id = app_key.key_id

@@ -21,7 +21,11 @@ ANYWHERE_V4 = "0.0.0.0/0"
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """``nat_gateways`` is 0..az_count (tasks in AZ i use gateway i % n); ``https`` opens 443 on the ALB."""
+    """``nat_gateways`` is 0..az_count (tasks in AZ i use gateway i % n; az_count = one per AZ, so an
+    AZ outage takes no other AZ's egress with it); ``https`` opens 443 on the ALB.
+    ``vpc_endpoints``: every interface endpoint in ``INTERFACE_ENDPOINT_SERVICES``;
+    ``bedrock_runtime_endpoint``: only ``bedrock-runtime`` (with private DNS), so the Bedrock fallback
+    does not depend on the NAT gateways that the Anthropic path uses."""
 
     vpc_cidr: str
     az_count: int
@@ -29,6 +33,8 @@ class NetworkArgs:
     vpc_endpoints: bool
     https: bool
     region: str
+    bedrock_runtime_endpoint: bool = False
+    alb_egress_https: bool = False  # ALB -> identity provider on 443 (authenticate-oidc token calls)
 
 
 class Network(pulumi.ComponentResource):
@@ -145,6 +151,12 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         if args.vpc_endpoints:
+            endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
+        elif args.bedrock_runtime_endpoint:
+            endpoint_services = ("bedrock-runtime",)
+        else:
+            endpoint_services = ()
+        if endpoint_services:
             endpoint_sg = aws.ec2.SecurityGroup(
                 f"{name}-endpoints-sg",
                 vpc_id=vpc.id,
@@ -162,7 +174,7 @@ class Network(pulumi.ComponentResource):
                 description="HTTPS from the VPC",
                 opts=child,
             )
-            for service in INTERFACE_ENDPOINT_SERVICES:
+            for service in endpoint_services:
                 aws.ec2.VpcEndpoint(
                     f"{name}-{service.replace('.', '-')}",
                     vpc_id=vpc.id,
@@ -211,6 +223,17 @@ class Network(pulumi.ComponentResource):
             description="forward to the proxy tasks",
             opts=child,
         )
+        if args.alb_egress_https:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-alb-to-idp",
+                security_group_id=alb_sg.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=ANYWHERE_V4,
+                description="OIDC token and user-info endpoints of the identity provider",
+                opts=child,
+            )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-service-from-alb",
             security_group_id=service_sg.id,

@@ -3,11 +3,7 @@
 Components resolve their ARNs, call these functions inside ``Output.apply`` and ``json.dumps`` the
 result, so the exact statements are unit-tested here and visible in ``pulumi preview --diff``.
 
-Sources:
-- Bedrock cross-region inference needs the inference profile in the source region and the foundation
-  model in every destination region: docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html
-- Global profiles additionally need the region-less foundation-model ARN (``arn:aws:bedrock:::foundation-model/...``):
-  docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html
+Sources (the Bedrock statements and theirs live in ``bedrock_access.py``):
 - ECS task execution role and Secrets Manager:
   docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html
 - CloudWatch Logs with a CMK: docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
@@ -21,10 +17,6 @@ from typing import Any
 
 PolicyDocument = dict[str, Any]
 
-#: What the proxy calls on Bedrock Runtime: Converse/ConverseStream authorize as InvokeModel /
-#: InvokeModelWithResponseStream; CountTokens has its own action.
-BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
-BEDROCK_COUNT_TOKENS_ACTIONS = ("bedrock:CountTokens",)
 #: Envelope encryption of Bedrock API keys with the app key: GenerateDataKey to seal, Decrypt to open
 #: (app/crypto/envelope.py never calls Encrypt). Only with the app's encryption context.
 APP_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
@@ -50,6 +42,7 @@ def envelope_encryption_statement(app_key_arn: str) -> PolicyDocument:
         },
     }
 
+
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$"
 )
@@ -59,42 +52,12 @@ def _document(*statements: PolicyDocument) -> PolicyDocument:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def bedrock_model_arns(
-    partition: str,
-    account_id: str,
-    source_region: str,
-    profile_ids: Sequence[str],
-    model_ids: Sequence[str],
-    regions: Sequence[str],
-    global_profiles: bool,
-) -> list[str]:
-    """The ARNs the task may invoke: each inference profile in ``source_region`` (account-scoped) and
-    each foundation model in every destination region (plus the source region). With global
-    profiles, also the region-less foundation-model ARNs. Sorted, without duplicates, no wildcard."""
-    arns = {f"arn:{partition}:bedrock:{source_region}:{account_id}:inference-profile/{p}" for p in profile_ids}
-    for region in {*regions, source_region}:
-        arns |= {f"arn:{partition}:bedrock:{region}::foundation-model/{m}" for m in model_ids}
-    if global_profiles:
-        arns |= {f"arn:{partition}:bedrock:::foundation-model/{m}" for m in model_ids}
-    return sorted(arns)
-
-
-def task_role_policy(bedrock_arns: Sequence[str], app_key_arn: str) -> PolicyDocument:
-    """What the running proxy may do: invoke/stream/count tokens on the allowed models and profiles,
-    and envelope-encrypt with the app key. Nothing else (no Secrets Manager, no storage key)."""
+def task_role_policy(bedrock_statements: Sequence[PolicyDocument], app_key_arn: str) -> PolicyDocument:
+    """What the running proxy may do: the Bedrock statements (``infra.bedrock_access``: invoke,
+    stream and count tokens on the models the app routes to) and envelope encryption with the app
+    key, scoped to the app's encryption context. Nothing else (no Secrets Manager, no storage key)."""
     return _document(
-        {
-            "Sid": "InvokeAllowedModels",
-            "Effect": "Allow",
-            "Action": list(BEDROCK_INVOKE_ACTIONS),
-            "Resource": list(bedrock_arns),
-        },
-        {
-            "Sid": "CountTokens",
-            "Effect": "Allow",
-            "Action": list(BEDROCK_COUNT_TOKENS_ACTIONS),
-            "Resource": list(bedrock_arns),
-        },
+        *bedrock_statements,
         envelope_encryption_statement(app_key_arn),
     )
 

@@ -17,13 +17,25 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.container import CONTAINER_NAME, CONTAINER_PORT, SCRATCH_VOLUME, ContainerSpec, container_definition
+from infra.container import (
+    CONTAINER_NAME,
+    CONTAINER_PORT,
+    DB_INIT_CONTAINER_NAME,
+    SCRATCH_VOLUME,
+    ContainerSpec,
+    DbInitSpec,
+    container_definition,
+    db_init_container_definition,
+)
 
 
 @dataclass(frozen=True)
 class ServiceArgs:
     """Sizes in Fargate units (CPU units, MiB), times in seconds. ``environment`` holds plain values
-    only; ``secrets`` maps env names to Secrets Manager ARNs (injected by ``valueFrom``)."""
+    only; ``secrets`` maps env names to Secrets Manager ``valueFrom``s (an ARN, or ARN + JSON key).
+    ``init_environment`` / ``init_secrets``: the ``db-init`` container's, which the proxy container
+    waits for (None: no init container). ``sidecars``: further container definitions (dicts, e.g.
+    the metrics agent), appended after the proxy."""
 
     cluster_name: str
     log_group_name: str
@@ -45,6 +57,8 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str]
     listeners: Sequence[pulumi.Resource]
     desired_count: int
+    init_environment: Mapping[str, pulumi.Input[str]] | None = None
+    init_secrets: Mapping[str, pulumi.Input[str]] | None = None
     # --- task platform and sidecars (see ops_config.py, observability.py) ---
     cpu_architecture: str = "ARM64"  # runtimePlatform.cpuArchitecture: ARM64 | X86_64
     sidecars: Sequence[pulumi.Input[Mapping[str, Any]]] = ()  # extra container definitions (dicts)
@@ -71,30 +85,7 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
 
-        env_names = sorted(args.environment)
-        secret_names = sorted(args.secrets)
-        sidecars = pulumi.Output.all(*args.sidecars)
-        definitions = pulumi.Output.all(
-            args.image, sidecars, *[args.environment[n] for n in env_names], *[args.secrets[n] for n in secret_names]
-        ).apply(
-            lambda v: json.dumps(
-                [
-                    container_definition(
-                        ContainerSpec(
-                            image=v[0],
-                            environment=dict(zip(env_names, v[2 : 2 + len(env_names)], strict=True)),
-                            secrets=dict(zip(secret_names, v[2 + len(env_names) :], strict=True)),
-                            log_group_name=args.log_group_name,
-                            region=args.region,
-                            forwarded_allow_ips=args.forwarded_allow_ips,
-                            stop_timeout_s=args.stop_timeout_s,
-                            graceful_shutdown_s=args.graceful_shutdown_s,
-                        )
-                    ),
-                    *v[1],
-                ]
-            )
-        )
+        definitions = self._container_definitions(args)
         task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=args.cluster_name,
@@ -151,3 +142,57 @@ class Service(pulumi.ComponentResource):
                 "task_definition_arn": self.task_definition_arn,
             }
         )
+
+    @staticmethod
+    def _container_definitions(args: ServiceArgs) -> pulumi.Output[str]:
+        """The task's containers as JSON: ``db-init`` (when configured), the proxy, which starts
+        only after ``db-init`` exited 0, then the sidecars as given."""
+        env_names = sorted(args.environment)
+        secret_names = sorted(args.secrets)
+        init_env = dict(args.init_environment or {})
+        init_secrets = dict(args.init_secrets or {})
+        with_init = args.init_secrets is not None
+        init_env_names, init_secret_names = sorted(init_env), sorted(init_secrets)
+        values: list[pulumi.Input[Any]] = [
+            args.image,
+            pulumi.Output.all(*args.sidecars),
+            *[args.environment[n] for n in env_names],
+            *[args.secrets[n] for n in secret_names],
+            *[init_env[n] for n in init_env_names],
+            *[init_secrets[n] for n in init_secret_names],
+        ]
+
+        def render(v: list[Any]) -> str:
+            image, sidecars, rest = v[0], v[1], iter(v[2:])
+
+            def take(names: list[str]) -> dict[str, str]:
+                return {n: next(rest) for n in names}
+
+            environment, secrets = take(env_names), take(secret_names)
+            proxy = container_definition(
+                ContainerSpec(
+                    image=image,
+                    environment=environment,
+                    secrets=secrets,
+                    log_group_name=args.log_group_name,
+                    region=args.region,
+                    forwarded_allow_ips=args.forwarded_allow_ips,
+                    stop_timeout_s=args.stop_timeout_s,
+                    graceful_shutdown_s=args.graceful_shutdown_s,
+                    depends_on_success=(DB_INIT_CONTAINER_NAME,) if with_init else (),
+                )
+            )
+            if not with_init:
+                return json.dumps([proxy, *sidecars])
+            init = db_init_container_definition(
+                DbInitSpec(
+                    image=image,
+                    environment=take(init_env_names),
+                    secrets=take(init_secret_names),
+                    log_group_name=args.log_group_name,
+                    region=args.region,
+                )
+            )
+            return json.dumps([init, proxy, *sidecars])
+
+        return pulumi.Output.all(*values).apply(render)

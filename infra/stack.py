@@ -9,12 +9,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.access_logs import AccessLogs, AccessLogsArgs
 from infra.alarms import Alarms, AlarmsArgs
 from infra.app_secrets import AppSecrets, AppSecretsArgs
 from infra.autoscaling import Autoscaling, AutoscalingArgs
+from infra.bedrock_access import routable_model_ids
 from infra.dashboard import OpsDashboard, OpsDashboardArgs
 from infra.database import Database, DatabaseArgs
-from infra.access_logs import AccessLogs, AccessLogsArgs
 from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.iam import ServiceRoles, ServiceRolesArgs
 from infra.image import ContainerImage, ContainerImageArgs
@@ -25,26 +26,42 @@ from infra.observability import METRIC_NAMESPACE, MetricsPipeline, MetricsPipeli
 from infra.policies import ecr_repository_arn
 from infra.service import Service, ServiceArgs
 from infra.stack_config import StackConfig, StackSecrets
-from infra.urls import base_url, claude_code_env
+from infra.urls import DOCDB_PORT, base_url, claude_code_env, mongodb_options
 from infra.waf import WebFirewall, WebFirewallArgs
 
 PLAIN_HTTP_WARNING = (
-    "No certificateArn configured: the proxy is served over plain HTTP, so access keys and the "
-    "dashboard password cross the internet unencrypted. Set domainName and certificateArn before real use."
+    "allowInsecureHttp=true: the proxy is served over PLAIN HTTP, so developers' Anthropic keys and "
+    "subscription tokens, proxy keys, the admin password and the session cookie cross the internet "
+    "unencrypted. Use this only for a throwaway stack; set certificateArn or domainName + hostedZoneId."
 )
 NO_NAT_WARNING = "natGateways=0: the tasks cannot reach api.anthropic.com; every request goes to Bedrock."
+NO_ADMIN_CIDRS_WARNING = (
+    "adminAllowedCidrs is empty: /ui and /admin answer 403 to everyone on the internet; "
+    "set adminAllowedCidrs to the networks allowed to administer the proxy."
+)
+UNPINNED_IMAGE_WARNING = "image is not pinned by digest (@sha256:...): a re-pushed tag would change what runs."
+
+
+def secret_key(secret_arn: pulumi.Input[str], json_key: str) -> pulumi.Output[str]:
+    """ECS ``valueFrom`` for one JSON key of a secret (``<arn>:<key>::``, current version)."""
+    return pulumi.Output.concat(secret_arn, f":{json_key}::")
 
 
 def warnings_for(config: StackConfig) -> list[str]:
-    """Operator warnings exported as the ``warnings`` output (valid but risky settings)."""
+    """Operator warnings (valid but risky settings): logged with ``pulumi.log.warn`` on every
+    preview/up and exported as the ``warnings`` output."""
     warnings = []
     if not config.https:
         warnings.append(PLAIN_HTTP_WARNING)
     if config.nat_gateways == 0:
         warnings.append(NO_NAT_WARNING)
+    if not config.admin_allowed_cidrs:
+        warnings.append(NO_ADMIN_CIDRS_WARNING)
+    if config.image is not None and "@sha256:" not in config.image:
+        warnings.append(UNPINNED_IMAGE_WARNING)
     if not config.deletion_protection:
         warnings.append(
-            "deletionProtection=false: `pulumi destroy` deletes the database and load balancer without a guard."
+            "deletionProtection=false: `pulumi destroy` deletes the database, keys and secrets without a guard."
         )
     return warnings
 
@@ -53,12 +70,16 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
     """Create every resource of the stack. Returns the stack outputs (none of them secret):
     proxyBaseUrl, dashboardUrl, claudeCodeEnv, logGroupName, adminPasswordSecretArn,
     ecrRepositoryUrl, loadBalancerDnsName, alarmTopicArn, warnings."""
+    warnings = warnings_for(config)
+    for warning in warnings:
+        pulumi.log.warn(warning)
     name = config.name
     identity = aws.get_caller_identity_output()
     partition = aws.get_partition_output().partition
     account_id = identity.account_id
     log_group_name = f"/ecs/{name}"
     recovery_window_days = 7 if config.deletion_protection else 0
+    protect = config.deletion_protection
 
     network = Network(
         "network",
@@ -69,22 +90,30 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             vpc_endpoints=config.vpc_endpoints,
             https=config.https,
             region=config.region,
+            bedrock_runtime_endpoint=config.bedrock_runtime_endpoint,
+            alb_egress_https=config.admin_oidc is not None,
         ),
     )
-    keys = Keys("keys", KeysArgs(partition=partition, account_id=account_id, region=config.region))
+    keys = Keys(
+        "keys",
+        KeysArgs(partition=partition, account_id=account_id, region=config.region, alias_prefix=name, protect=protect),
+    )
     app_secrets = AppSecrets(
         "app-secrets",
         AppSecretsArgs(
+            name_prefix=name,
             kms_key_arn=keys.data_key_arn,
             admin_password=secrets.admin_password,
             metrics_token=secrets.metrics_token,
             recovery_window_days=recovery_window_days,
+            protect=protect,
         ),
     )
     database = Database(
         "database",
         DatabaseArgs(
             identifier=name,
+            database_name=config.mongodb_database,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             client_security_group_id=network.service_security_group_id,
@@ -98,6 +127,7 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             final_snapshot=config.final_snapshot,
             log_retention_days=config.log_retention_days,
             secret_recovery_window_days=recovery_window_days,
+            protect=protect,
         ),
     )
     ops = config.ops
@@ -129,6 +159,11 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
                 account_id=account_id,
             ),
         )
+    oidc_client_secret = None
+    if config.admin_oidc is not None:
+        oidc_client_secret = pulumi.Output.secret(
+            aws.secretsmanager.get_secret_version_output(secret_id=config.admin_oidc.client_secret_arn).secret_string
+        )
     load_balancer = LoadBalancer(
         "edge",
         LoadBalancerArgs(
@@ -138,16 +173,21 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             idle_timeout_s=config.alb_idle_timeout_s,
             deregistration_delay_s=config.deregistration_delay_s,
             deletion_protection=config.deletion_protection,
+            https=config.https,
             certificate_arn=config.certificate_arn,
             domain_name=config.domain_name,
             hosted_zone_id=config.hosted_zone_id,
+            ssl_policy=config.ssl_policy,
+            admin_allowed_cidrs=config.admin_allowed_cidrs,
+            admin_oidc=config.admin_oidc,
+            oidc_client_secret=oidc_client_secret,
             access_logs_bucket=None if access_logs is None else access_logs.bucket,
         ),
     )
     if ops.waf:
         WebFirewall(
             "waf",
-            WebFirewallArgs(name_prefix=name, load_balancer_arn=load_balancer.arn, rate_limit=ops.waf_rate_limit),
+            WebFirewallArgs(name_prefix=name, load_balancer_arn=load_balancer.alb_arn, rate_limit=ops.waf_rate_limit),
         )
     forwarded_allow_ips = ",".join(network.public_subnet_cidrs)
     image = ContainerImage(
@@ -158,9 +198,22 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             platform=ops.build_platform,  # no stack-specific build args: one image promotes dev -> prod
         ),
     )
-    secret_arns: dict[str, pulumi.Input[str]] = {
-        **app_secrets.env_secret_arns,
-        "PROXY_MONGODB_URL": database.url_secret_arn,
+    app_user = {
+        "PROXY_MONGODB_USERNAME": secret_key(database.app_secret_arn, "username"),
+        "PROXY_MONGODB_PASSWORD": secret_key(database.app_secret_arn, "password"),
+    }
+    secret_value_froms: dict[str, pulumi.Input[str]] = {**app_secrets.env_secret_arns, **app_user}
+    # Only the db-init container sees the master credentials.
+    init_secrets: dict[str, pulumi.Input[str]] = {
+        **app_user,
+        "PROXY_DB_INIT_MASTER_USERNAME": secret_key(database.master_secret_arn, "username"),
+        "PROXY_DB_INIT_MASTER_PASSWORD": secret_key(database.master_secret_arn, "password"),
+    }
+    database_environment: dict[str, pulumi.Input[str]] = {
+        "PROXY_MONGODB_HOST": database.endpoint,
+        "PROXY_MONGODB_PORT": str(DOCDB_PORT),
+        "PROXY_MONGODB_OPTIONS": mongodb_options(),
+        "PROXY_MONGODB_DATABASE": config.mongodb_database,
     }
     metrics = MetricsPipeline(
         "metrics",
@@ -187,13 +240,16 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             account_id=account_id,
             region=config.region,
             bedrock_region=config.effective_bedrock_region,
-            inference_profile_ids=config.effective_inference_profile_ids,
-            model_ids=config.bedrock_model_ids,
-            bedrock_regions=config.effective_bedrock_regions,
-            global_profiles=config.bedrock_inference_profile_prefix == "global",
+            bedrock_model_ids=routable_model_ids(
+                config.bedrock_inference_profile_prefix, config.bedrock_extra_model_ids
+            ),
             app_key_arn=keys.app_key_arn,
             data_key_arn=keys.data_key_arn,
-            secret_arns={**secret_arns, **metrics.execution_secret_arns},
+            secret_value_froms=[
+                *secret_value_froms.values(),
+                *init_secrets.values(),
+                *metrics.execution_secret_arns.values(),
+            ],
             log_group_name=log_group_name,
             ecr_repository_arn=repository_arn,
         ),
@@ -201,13 +257,16 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
     metrics.allow_publishing(roles.task_role_arn)
     proxy_base_url = load_balancer.dns_name.apply(lambda dns: base_url(config.https, config.domain_name, dns))
     environment: dict[str, pulumi.Input[str]] = {
-        "PROXY_MONGODB_DATABASE": config.mongodb_database,
+        **database_environment,
+        "PROXY_MONGODB_MAX_POOL_SIZE": str(config.mongodb_max_pool_size),
         "PROXY_ADMIN_USERNAME": config.admin_username,
         "PROXY_KMS_KEY_ID": keys.app_key_arn,
+        "PROXY_KMS_REGION": config.region,
         "PROXY_BEDROCK_REGION": config.effective_bedrock_region,
         "PROXY_BEDROCK_INFERENCE_PROFILE_PREFIX": config.bedrock_inference_profile_prefix,
         "PROXY_PUBLIC_BASE_URL": proxy_base_url,
         "PROXY_LOG_LEVEL": config.log_level,
+        "PROXY_KEEPALIVE_TIMEOUT_S": str(config.keepalive_timeout_s),
         # Secure cookies need HTTPS; on the plain-HTTP fallback the dashboard login would never stick.
         "PROXY_COOKIE_SECURE": "true" if config.https else "false",
     }
@@ -225,7 +284,7 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             task_role_arn=roles.task_role_arn,
             execution_role_arn=roles.execution_role_arn,
             environment=environment,
-            secrets=secret_arns,
+            secrets=secret_value_froms,
             forwarded_allow_ips=forwarded_allow_ips,
             stop_timeout_s=config.stop_timeout_s,
             graceful_shutdown_s=config.graceful_shutdown_s,
@@ -234,6 +293,8 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             target_group_arn=load_balancer.target_group_arn,
             listeners=load_balancer.listeners,
             desired_count=config.desired_count,
+            init_environment=database_environment,
+            init_secrets=init_secrets,
             cpu_architecture=ops.cpu_architecture,
             sidecars=[metrics.container_definition],
         ),
@@ -300,5 +361,5 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
         "ecrRepositoryUrl": image.repository_url,
         "loadBalancerDnsName": load_balancer.dns_name,
         "alarmTopicArn": alarms.topic_arn,
-        "warnings": warnings_for(config),
+        "warnings": warnings,
     }

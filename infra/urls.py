@@ -15,13 +15,10 @@ CA_BUNDLE_PATH = "/srv/certs/global-bundle.pem"
 DOCDB_PORT = 27017
 
 
-def mongodb_url(username: str, password: str, host: str, port: int = DOCDB_PORT) -> str:
-    """``mongodb://user:pass@host:port/?tls=true&...`` for a DocumentDB cluster endpoint.
-
-    ``username`` and ``password`` are percent-encoded (RFC 3986 via ``quote_plus``), so any character
-    is safe. The database name is not in the URL: the app reads ``PROXY_MONGODB_DATABASE``.
-    """
-    options = "&".join(
+def mongodb_options() -> str:
+    """The DocumentDB URL options (``PROXY_MONGODB_OPTIONS``): TLS with the baked-in CA bundle,
+    the ``rs0`` replica set, reads from replicas when there are any, no retryable writes."""
+    return "&".join(
         (
             "tls=true",
             f"tlsCAFile={CA_BUNDLE_PATH}",
@@ -30,7 +27,15 @@ def mongodb_url(username: str, password: str, host: str, port: int = DOCDB_PORT)
             "retryWrites=false",
         )
     )
-    return f"mongodb://{quote_plus(username)}:{quote_plus(password)}@{host}:{port}/?{options}"
+
+
+def mongodb_url(username: str, password: str, host: str, port: int = DOCDB_PORT) -> str:
+    """``mongodb://user:pass@host:port/?tls=true&...`` for a DocumentDB cluster endpoint.
+
+    ``username`` and ``password`` are percent-encoded (RFC 3986 via ``quote_plus``), so any character
+    is safe. The database name is not in the URL: the app reads ``PROXY_MONGODB_DATABASE``.
+    """
+    return f"mongodb://{quote_plus(username)}:{quote_plus(password)}@{host}:{port}/?{mongodb_options()}"
 
 
 def base_url(https: bool, domain_name: str | None, alb_dns_name: str) -> str:

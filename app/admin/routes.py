@@ -1,8 +1,10 @@
-"""Admin JSON API (``/admin/...``): login, users, access keys and their limits. In OpenAPI at ``/docs``.
+"""Admin JSON API (``/admin/...``): login, users, access keys and their limits. In OpenAPI at ``/docs``
+when ``PROXY_API_DOCS_ENABLED=true``.
 Usage reports (``/admin/usage``) live in app/usage/routes.py.
 
 Authentication: ``POST /admin/auth/login`` with HTTP Basic returns a bearer token; every other
-route needs ``Authorization: Bearer <token>``. Errors use Anthropic's envelope.
+route needs ``Authorization: Bearer <token>``; ``POST /admin/auth/logout`` revokes the token (with
+``?everywhere=true`` every admin token and dashboard session). Errors use Anthropic's envelope.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from app.admin.service import Actor, public_key, public_user
@@ -52,10 +54,23 @@ async def login(request: Request, services: ServicesDep) -> TokenOut:
     if scheme.lower() != "basic" or not username:
         raise AuthenticationFailed("HTTP Basic credentials required (admin username and password)",
                                    headers={"www-authenticate": 'Basic realm="claude-code-proxy"'})
-    token = await services.admin_auth.login(username, password, request.client.host if request.client else "")
+    grant = await services.admin_auth.login(username, password, request.client.host if request.client else "")
     await services.audit.write(actor=username, ip=request.client.host if request.client else None,
                                action="admin.login", details={"via": "api"})
-    return TokenOut(access_token=token, expires_in=services.admin_auth.token_ttl_s)
+    return TokenOut(access_token=grant.token, expires_in=services.admin_auth.token_ttl_s)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request, services: ServicesDep, admin: AdminDep, everywhere: bool = False) -> Response:
+    """Revoke this bearer token now (``everywhere=true``: every admin token and dashboard session)."""
+    if everywhere:
+        revoked = await services.admin_auth.logout_everywhere()
+    else:
+        await services.admin_auth.logout(request.state.admin_session_id)
+        revoked = 1
+    await services.audit.write(actor=admin, ip=request.client.host if request.client else None,
+                               action="admin.logout", details={"via": "api", "revoked": revoked})
+    return Response(status_code=204)
 
 
 @router.get("/users")

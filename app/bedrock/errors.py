@@ -54,6 +54,11 @@ ERROR_CODES: dict[str, type[ProxyError]] = {
     "ModelErrorException": ApiError,
 }
 
+# Appended to 403s: the credential Bedrock refused is the proxy's own, never the developer's.
+PROXY_ACCESS_REFUSED = ("Amazon Bedrock refused this proxy's own AWS access: its IAM role, or the Bedrock API "
+                        "key registered for your access key. Your Anthropic API key is not involved; "
+                        "ask the proxy's administrator to grant Bedrock access")
+
 
 def map_bedrock_error(exc: BaseException) -> ProxyError:
     """A Bedrock call's exception -> the ProxyError the client should see. Pure; never raises.
@@ -88,6 +93,8 @@ def map_bedrock_error(exc: BaseException) -> ProxyError:
         code = str(error.get("Code") or "")
         code = code[:1].upper() + code[1:]
         message = str(error.get("Message") or code or exc)
+        if ERROR_CODES.get(code) is PermissionDenied:
+            return PermissionDenied(f"Bedrock: {message} ({PROXY_ACCESS_REFUSED})")
         return ERROR_CODES.get(code, ApiError)(f"Bedrock: {message}")
     if isinstance(exc, ParamValidationError):
         return InvalidRequest(f"Bedrock: {exc}")

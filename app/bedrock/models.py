@@ -30,6 +30,7 @@ class BedrockModel:
     base_id: str = ""  # the MODELS key this resolved through ("" for an unknown override target)
     supports_thinking: bool = True  # thinking {type: enabled, budget_tokens}
     supports_adaptive_thinking: bool = False  # thinking {type: adaptive}
+    adaptive_thinking_only: bool = False  # thinking {type: enabled, budget_tokens} is a 400 (Opus 4.7+)
     supports_interleaved_thinking: bool = True  # beta interleaved-thinking-2025-05-14 (Claude 4+)
     supports_effort: bool = False  # output_config.effort
     supports_cache_points: bool = True  # Converse cachePoint blocks (prompt caching)
@@ -43,29 +44,35 @@ class _Entry:
     geos: frozenset[str] = _ALL_GEOS
     thinking: bool = True
     adaptive: bool = False
+    adaptive_only: bool = False
     interleaved: bool = True
     effort: bool = False
     cache: bool = True
     context_1m: bool = False
 
 
-def _newest(foundation_id: str) -> _Entry:
-    """The capability set of the newest generation (Opus/Sonnet 4.6 and later)."""
-    return _Entry(foundation_id, adaptive=True, effort=True, context_1m=True)
+def _newest(foundation_id: str, *, adaptive_only: bool = True) -> _Entry:
+    """The capability set of the newest generation (Opus 4.7 and later: adaptive thinking only;
+    Opus/Sonnet 4.6 pass ``adaptive_only=False``)."""
+    return _Entry(foundation_id, adaptive=True, adaptive_only=adaptive_only, effort=True, context_1m=True)
 
 
+# Adaptive-only (thinking {type: enabled} answered with 400): Opus 4.7 and later, per
+# https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-adaptive-thinking.html
+# ("Claude Opus 4.7 ... only support adaptive thinking"); newer generations are assumed to keep that rule.
 # Ids marked (derived) are not yet in a table we could read; they follow the newest documented
 # pattern ("anthropic.claude-sonnet-4-6": no date, no version suffix). See docs/translation.md.
 MODELS: dict[str, _Entry] = {
     "claude-opus-5-5": _newest("anthropic.claude-opus-5-5"),  # (derived)
     "claude-sonnet-5-5": _newest("anthropic.claude-sonnet-5-5"),  # (derived)
-    "claude-haiku-5-5": _Entry("anthropic.claude-haiku-5-5", adaptive=True, effort=True),  # (derived)
+    "claude-haiku-5-5": _Entry("anthropic.claude-haiku-5-5", adaptive=True, adaptive_only=True,
+                               effort=True),  # (derived)
     "claude-opus-5": _newest("anthropic.claude-opus-5"),  # (derived)
     "claude-sonnet-5": _newest("anthropic.claude-sonnet-5"),  # (derived)
     "claude-opus-4-8": _newest("anthropic.claude-opus-4-8"),  # (derived)
     "claude-opus-4-7": _newest("anthropic.claude-opus-4-7"),  # (derived)
-    "claude-opus-4-6": _newest("anthropic.claude-opus-4-6-v1"),
-    "claude-sonnet-4-6": _newest("anthropic.claude-sonnet-4-6"),
+    "claude-opus-4-6": _newest("anthropic.claude-opus-4-6-v1", adaptive_only=False),
+    "claude-sonnet-4-6": _newest("anthropic.claude-sonnet-4-6", adaptive_only=False),
     "claude-haiku-4-5": _Entry("anthropic.claude-haiku-4-5-20251001-v1:0"),
     "claude-opus-4-5": _Entry("anthropic.claude-opus-4-5-20251101-v1:0", effort=True),
     "claude-sonnet-4-5": _Entry("anthropic.claude-sonnet-4-5-20250929-v1:0", context_1m=True),
@@ -133,6 +140,7 @@ def resolve_model(anthropic_model: str, *, overrides: dict[str, str], profile_pr
     return BedrockModel(
         model_id=model_id, anthropic_model=anthropic_model, base_id=base if base in MODELS else "",
         supports_thinking=entry.thinking, supports_adaptive_thinking=entry.adaptive,
+        adaptive_thinking_only=entry.adaptive_only,
         supports_interleaved_thinking=entry.interleaved, supports_effort=entry.effort,
         supports_cache_points=entry.cache, supports_context_1m=entry.context_1m,
         context_1m=context_1m and entry.context_1m)

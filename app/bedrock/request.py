@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from app.bedrock.models import BedrockModel
+from app.bedrock.tool_ids import to_bedrock_id
 from app.bedrock.shapes import (
     BETA_CONTEXT_1M, BETA_INTERLEAVED, DROPPED_FIELDS, IMAGE_FORMATS, MAPPED_FIELDS, MAX_CACHE_POINTS,
     PLACEHOLDER_TOOL, SERVER_BLOCK_TYPES, STOP_SEQUENCE_PATH, SUPPORTED_BETAS,
@@ -74,28 +75,39 @@ def to_system_blocks(system: Any, model: BedrockModel) -> list[Block]:
         if block.get("text", "").strip():
             blocks.append({"text": block["text"]})
             _cache_point(blocks, block, model)
+        elif block.get("cache_control") and model.supports_cache_points:
+            _append_cache_point(blocks)  # blank text is not sent; its breakpoint still counts
     return blocks
 
 
 def to_converse_messages(messages: list[dict[str, Any]], model: BedrockModel, docs: _DocNames | None = None
                          ) -> list[Block]:
     """Anthropic ``messages`` -> Converse ``messages``: consecutive same-role turns merged, empty
-    turns dropped, and a ``role: system`` turn folded into a user turn as ``<system-reminder>`` text."""
+    turns dropped, and a ``role: system`` turn folded into a user turn as ``<system-reminder>`` text
+    (its ``cache_control`` breakpoints kept: Claude Code puts its conversation-tail breakpoint there).
+
+    Every breakpoint survives: a ``cache_control`` on a block that is not sent (blank text, a server
+    tool's block) becomes a cachePoint where the block was, i.e. after the last block that is sent.
+    """
     docs = docs or _DocNames()
     out: list[Block] = []
     for message in messages:
         role, content = message.get("role"), message.get("content")
         if role == "system":
-            reminder = _system_reminder(content)
-            role, content = "user", [{"type": "text", "text": reminder}] if reminder else []
+            role, content = "user", _system_reminder(content)
         if role not in ("user", "assistant"):
             raise InvalidRequest(f"messages: role {role!r} is not supported")
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         blocks: list[Block] = []
         for block in content or []:
-            blocks.extend(to_content_blocks(block, model, docs))
+            converted = to_content_blocks(block, model, docs)
+            if not converted and block.get("cache_control") and model.supports_cache_points:
+                _append_cache_point(blocks or (out[-1]["content"] if out else []))
+            blocks.extend(converted)
         if not any("cachePoint" not in b for b in blocks):
+            if out and blocks:  # only breakpoints left: they end the previous turn's prefix
+                _append_cache_point(out[-1]["content"])
             continue
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
@@ -114,7 +126,8 @@ def to_content_blocks(block: dict[str, Any], model: BedrockModel, docs: _DocName
     elif kind == "document":
         converted = {"document": to_document(block, docs)}
     elif kind == "tool_use":
-        converted = {"toolUse": {"toolUseId": block["id"], "name": block["name"], "input": block.get("input") or {}}}
+        converted = {"toolUse": {"toolUseId": to_bedrock_id(str(block["id"])), "name": block["name"],
+                                 "input": block.get("input") or {}}}
     elif kind == "tool_result":
         converted = {"toolResult": to_tool_result(block, model, docs)}
     elif kind == "thinking":
@@ -195,7 +208,7 @@ def to_tool_result(block: dict[str, Any], model: BedrockModel, docs: _DocNames) 
             converted.append({"text": f"Tool {item.get('tool_name', '')} is available."})
         else:
             raise InvalidRequest(f"tool_result content type {item.get('type')!r} cannot be sent to Amazon Bedrock")
-    result: Block = {"toolUseId": block["tool_use_id"], "content": converted or [{"text": "(no content)"}]}
+    result: Block = {"toolUseId": to_bedrock_id(str(block["tool_use_id"])), "content": converted or [{"text": "(no content)"}]}
     if block.get("is_error"):
         result["status"] = "error"
     return result
@@ -226,7 +239,11 @@ def to_tool_config(params: dict[str, Any], messages: list[Block], model: Bedrock
     if choice.get("type") != "none":
         for tool in params.get("tools") or []:
             if tool.get("type") not in (None, "custom"):
-                continue  # server / Anthropic-defined tool (web_search_*, bash_*, ...): see shapes.py
+                # server / Anthropic-defined tool (web_search_*, bash_*, ...): see shapes.py; its
+                # breakpoint stays, after the last tool that is sent
+                if tool.get("cache_control") and model.supports_cache_points:
+                    _append_cache_point(tools)
+                continue
             spec: Block = {"name": tool["name"], "inputSchema": {"json": tool.get("input_schema") or {"type": "object"}}}
             if tool.get("description"):
                 spec["description"] = tool["description"]
@@ -267,16 +284,31 @@ def to_additional_fields(params: dict[str, Any], model: BedrockModel, betas: lis
 
 
 def to_thinking(thinking: Any, model: BedrockModel, max_tokens: int) -> dict[str, Any] | None:
-    """``{type: enabled, budget_tokens}`` passes through; ``{type: adaptive}`` passes through where the
-    model supports it, else becomes ``enabled`` with ``budget_tokens = max_tokens - 1`` (needs >= 1024)."""
+    """``{type: enabled, budget_tokens}`` passes through, except on adaptive-only models (Opus 4.7+,
+    which answer it with 400) where it becomes ``{type: adaptive}`` (the budget is dropped; the
+    client's ``output_config.effort`` still steers depth). ``{type: adaptive}`` passes through where
+    the model supports it, else becomes ``enabled`` with ``budget_tokens = max_tokens - 1`` (needs
+    >= 1024). ``display`` is not sent (see shapes.DROPPED_BLOCK_FIELDS); ``thinking_omitted`` applies it
+    to the answer. Source: https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-adaptive-thinking.html
+    """
     kind = (thinking or {}).get("type")
     if not model.supports_thinking or kind not in ("enabled", "adaptive"):
         return None
+    if kind == "enabled" and model.adaptive_thinking_only:
+        return {"type": "adaptive"}
     if kind == "enabled":
         return {k: v for k, v in thinking.items() if k in ("type", "budget_tokens")}
     if model.supports_adaptive_thinking:
         return {"type": "adaptive"}
     return {"type": "enabled", "budget_tokens": max_tokens - 1} if max_tokens > 1024 else None
+
+
+def thinking_omitted(params: dict[str, Any]) -> bool:
+    """True when the client asked for ``thinking.display: "omitted"``: the answer then carries thinking
+    blocks with their signature and empty ``thinking`` text, as Anthropic returns them
+    (response.to_message / stream.StreamTranslator ``omit_thinking``)."""
+    thinking = params.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("display") == "omitted"
 
 
 def to_request_metadata(metadata: Any) -> dict[str, str] | None:
@@ -316,15 +348,39 @@ class _DocNames:
 
 
 def _cache_point(blocks: list[Block], source: dict[str, Any], model: BedrockModel) -> None:
-    # ttl and scope are dropped: botocore 1.40.61's CachePointBlock has only `type: default`.
+    # ttl and scope are dropped: see shapes.DROPPED_BLOCK_FIELDS.
     if source.get("cache_control") and model.supports_cache_points:
-        blocks.append(dict(CACHE_POINT))
+        blocks.append({"cachePoint": dict(CACHE_POINT["cachePoint"])})
 
 
-def _system_reminder(content: Any) -> str:
-    if isinstance(content, list):
-        content = "\n\n".join(b.get("text", "") for b in content if b.get("type") == "text")
-    return f"<system-reminder>\n{content}\n</system-reminder>" if content and content.strip() else ""
+def _append_cache_point(blocks: list[Block]) -> None:
+    """A breakpoint after the last block of ``blocks``; none at the very start (nothing to cache)
+    and none right after another one (the same prefix)."""
+    if blocks and "cachePoint" not in blocks[-1]:
+        blocks.append({"cachePoint": dict(CACHE_POINT["cachePoint"])})
+
+
+def _system_reminder(content: Any) -> list[Block]:
+    """A ``role: system`` message's content -> Anthropic text blocks whose texts join to
+    ``<system-reminder>\n{texts joined by blank lines}\n</system-reminder>``: one block, or one per
+    ``cache_control`` breakpoint (each ending where the client's breakpoint was, carrying it)."""
+    if isinstance(content, str):
+        parts: list[tuple[str, Any]] = [(content, None)]
+    else:
+        parts = [(b.get("text", ""), b.get("cache_control")) for b in content or [] if b.get("type") == "text"]
+    if not "".join(text for text, _ in parts).strip():
+        return []
+    segments: list[list[Any]] = [["", None]]
+    for i, (text, cache_control) in enumerate(parts):
+        segments[-1][0] += ("\n\n" if i else "") + text
+        if cache_control:
+            segments[-1][1] = cache_control
+            segments.append(["", None])
+    if len(segments) > 1 and not segments[-1][0]:
+        segments.pop()
+    segments[0][0] = "<system-reminder>\n" + segments[0][0]
+    segments[-1][0] += "\n</system-reminder>"
+    return [{"type": "text", "text": text, **({"cache_control": cc} if cc else {})} for text, cc in segments]
 
 
 def _search_result_text(block: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ import string
 from typing import Any
 
 from app.bedrock.shapes import STOP_REASONS
+from app.bedrock.tool_ids import from_bedrock_id
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -26,15 +27,19 @@ def new_message_id() -> str:
 
 
 def to_message(response: dict[str, Any], *, model: str, message_id: str | None = None,
-               stop_sequences: list[str] | None = None) -> dict[str, Any]:
+               stop_sequences: list[str] | None = None, omit_thinking: bool = False) -> dict[str, Any]:
     """Converse response -> Anthropic ``Message`` dict.
 
     ``stop_sequences`` (the request's, optional) names the matched sequence when Converse did not
     return the native ``stop_sequence`` field (the request asks for it via
     additionalModelResponseFieldPaths) and only one sequence could have matched.
+    ``omit_thinking`` (the request had ``thinking.display: "omitted"``): thinking blocks keep their
+    signature and get ``thinking: ""``, as Anthropic returns them.
     """
     message = (response.get("output") or {}).get("message") or {}
     content = [b for b in (to_content_block(block) for block in message.get("content") or []) if b]
+    if omit_thinking:
+        content = [{**b, "thinking": ""} if b["type"] == "thinking" else b for b in content]
     stop_reason = to_stop_reason(response.get("stopReason"))
     return {
         "id": message_id or new_message_id(),
@@ -55,7 +60,8 @@ def to_content_block(block: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "text", "text": block["text"]} if block["text"] else None
     if "toolUse" in block:
         tool = block["toolUse"]
-        return {"type": "tool_use", "id": tool["toolUseId"], "name": tool["name"], "input": tool.get("input") or {}}
+        return {"type": "tool_use", "id": from_bedrock_id(tool["toolUseId"]), "name": tool["name"],
+                "input": tool.get("input") or {}}
     if "reasoningContent" in block:
         reasoning = block["reasoningContent"]
         if "redactedContent" in reasoning:

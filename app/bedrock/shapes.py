@@ -28,6 +28,16 @@ DROPPED_FIELDS: dict[str, str] = {
     "betas": "betas travel in the anthropic-beta header and are filtered by SUPPORTED_BETAS",
 }
 
+# Fields inside blocks and objects that are dropped on purpose, each with the reason.
+DROPPED_BLOCK_FIELDS: dict[str, str] = {
+    "cache_control.ttl": "botocore 1.40.61 (pinned by aiobotocore 2.25.1) has no CachePointBlock.ttl; newer "
+                         "botocore (e.g. 1.44.8) has ttl 5m|1h. Until then every cachePoint is Bedrock's 5-minute default",
+    "cache_control.scope": "no Converse field; Bedrock caches per account",
+    "thinking.display": "not part of Bedrock's thinking object; \"omitted\" is applied to the answer by the proxy "
+                        "(response.to_message / stream.StreamTranslator omit_thinking)",
+    "thinking.* other than type/budget_tokens": "not in Bedrock's documented thinking object",
+}
+
 # anthropic-beta values Bedrock's Claude models accept in additionalModelRequestFields.anthropic_beta.
 # Everything else (claude-code-*, oauth-*, fine-grained-tool-streaming-*, prompt-caching-scope-*,
 # context-management-*, ...) is dropped: Bedrock answers 400 to betas it does not know.

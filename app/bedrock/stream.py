@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from app.bedrock.response import b64encode, to_stop_reason, to_stop_sequence, to_usage
+from app.bedrock.tool_ids import from_bedrock_id
 
 Event = dict[str, Any]
 
@@ -38,9 +39,11 @@ def ping_event() -> bytes:
 class StreamTranslator:
     """``feed(converse_event) -> [anthropic_event]``; ``finish()`` once at the end; ``usage`` any time."""
 
-    def __init__(self, model: str, message_id: str, *, stop_sequences: list[str] | None = None) -> None:
+    def __init__(self, model: str, message_id: str, *, stop_sequences: list[str] | None = None,
+                 omit_thinking: bool = False) -> None:
         self._model, self._message_id = model, message_id
         self._stop_sequences = stop_sequences
+        self._omit_thinking = omit_thinking  # thinking.display "omitted": no thinking_delta, signature kept
         self._started = self._stopped = False
         self._index = -1  # Anthropic index of the last block opened
         self._open: tuple[int, str] | None = None  # (contentBlockIndex, kind) of the open block
@@ -66,7 +69,8 @@ class StreamTranslator:
             tool = (start.get("start") or {}).get("toolUse")
             if tool:
                 out += self._open_block(start.get("contentBlockIndex", 0), "tool_use",
-                                        {"type": "tool_use", "id": tool["toolUseId"], "name": tool["name"], "input": {}})
+                                        {"type": "tool_use", "id": from_bedrock_id(tool["toolUseId"]),
+                                         "name": tool["name"], "input": {}})
         elif "contentBlockDelta" in event:
             out += self._delta(event["contentBlockDelta"])
         elif "contentBlockStop" in event:
@@ -122,8 +126,10 @@ class StreamTranslator:
             self._redacted[1].extend(data.encode() if isinstance(data, str) else data)
             return out
         if reasoning.get("text"):
-            return self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}) + [
-                self._block_delta({"type": "thinking_delta", "thinking": reasoning["text"]})]
+            opened = self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            if self._omit_thinking:
+                return opened
+            return opened + [self._block_delta({"type": "thinking_delta", "thinking": reasoning["text"]})]
         if reasoning.get("signature"):
             return self._ensure(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}) + [
                 self._block_delta({"type": "signature_delta", "signature": reasoning["signature"]})]

@@ -24,8 +24,10 @@ from starlette.responses import Response
 
 from app.bedrock.client import BedrockRuntime
 from app.bedrock.models import BedrockModel, resolve_model
-from app.bedrock.request import dropped_fields, to_converse_request
+from app.bedrock.request import dropped_fields, thinking_omitted, to_converse_request
 from app.bedrock.response import new_message_id, to_message
+from app.bedrock.server_tools import NOTE as SERVER_TOOL_NOTE
+from app.bedrock.server_tools import answer_without_bedrock, render_answer
 from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
 from app.bedrock.tokens import estimate_input_tokens
 from app.crypto.envelope import DecryptionError, bedrock_key_context
@@ -101,12 +103,18 @@ class BedrockPath:
                      headers: list[tuple[str, str]], done: _Finisher) -> Response:
         if preq.endpoint == "count_tokens":
             return await self._count_tokens(preq, model, bearer, headers, done)
+        if (local := answer_without_bedrock(preq.params, model=preq.model or model.anthropic_model)) is not None:
+            preq.notes.append(SERVER_TOOL_NOTE)  # a forced tool Bedrock cannot run: answered, not sent
+            done(status=200, usage=usage_from_message(local["usage"]), streamed=preq.stream)
+            body, content_headers = render_answer(local, stream=preq.stream)
+            return raw_response(body, 200, [*content_headers, *headers])
         if preq.stream:
             return await self._stream(preq, model, bearer, headers, done)
         response = await self._with_signature_retry(
             preq, model, lambda request: self._runtime.converse(request, bearer_token=bearer))
         message = to_message(response, model=preq.model or model.anthropic_model,
-                             stop_sequences=preq.params.get("stop_sequences"))
+                             stop_sequences=preq.params.get("stop_sequences"),
+                             omit_thinking=thinking_omitted(preq.params))
         done(status=200, usage=usage_from_message(message.get("usage")))
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         return raw_response(body, 200, [("content-type", "application/json"), *headers])
@@ -156,7 +164,8 @@ class BedrockPath:
 
         iterator, first = await self._with_signature_retry(preq, model, open_stream)
         translator = StreamTranslator(preq.model or model.anthropic_model, new_message_id(),
-                                      stop_sequences=preq.params.get("stop_sequences"))
+                                      stop_sequences=preq.params.get("stop_sequences"),
+                                      omit_thinking=thinking_omitted(preq.params))
         body = self._relay(preq, iterator, first, translator, done)
         return streaming_response(body, 200, [("content-type", "text/event-stream; charset=utf-8"),
                                               ("cache-control", "no-cache"), *headers])

@@ -1,5 +1,6 @@
-"""``/ui/login`` and ``/ui/logout``: the admin account of app/auth/admin.py, a session cookie,
-and an ``admin.login`` audit entry (``details.via = "ui"``) like the JSON API's."""
+"""``/ui/login`` and ``/ui/logout``: the admin account of app/auth/admin.py, a session cookie that
+names a server-side admin session (logout deletes it), and an ``admin.login`` audit entry
+(``details.via = "ui"``) like the JSON API's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.deps import ServicesDep
-from app.errors import AuthenticationFailed, RateLimited
+from app.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from app.ui.errors import UiRoute
 from app.ui.render import apply_headers, is_htmx, render
 from app.ui.session import CsrfSession, current_session, new_session
@@ -41,13 +42,14 @@ async def login(request: Request, services: ServicesDep, _: CsrfSession,
                 next: Annotated[str, Form()] = "/ui") -> Response:
     ip = request.client.host if request.client else None
     try:
-        await services.admin_auth.login(username, password, ip or "")
-    except (AuthenticationFailed, RateLimited) as exc:
+        grant = await services.admin_auth.login(username, password, ip or "", kind="ui")
+    except (AuthenticationFailed, RateLimited, ServiceUnavailable) as exc:
         return render(request, "login.html", {"next": safe_next(next), "login_name": username,
                                               "error": exc.message},
                       status_code=exc.status_code, headers=exc.headers)
     await services.audit.write(actor=username, ip=ip, action="admin.login", details={"via": "ui"})
-    request.state.ui_session = new_session(username)  # new token on login: no session fixation
+    # New CSRF token and session id on login: no session fixation.
+    request.state.ui_session = new_session(username, session_id=grant.session_id)
     response = _go(request, safe_next(next))
     apply_headers(request, response)
     return response
@@ -56,6 +58,9 @@ async def login(request: Request, services: ServicesDep, _: CsrfSession,
 @router.post("/logout")
 async def logout(request: Request, services: ServicesDep, _: CsrfSession) -> Response:
     session = current_session(request)
+    if session.session_id:
+        # Server-side: a copy of this cookie stops working too (not only this browser's).
+        await services.admin_auth.logout(session.session_id)
     if session.username:
         await services.audit.write(actor=session.username, ip=request.client.host if request.client else None,
                                    action="admin.logout", details={"via": "ui"})

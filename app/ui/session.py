@@ -1,11 +1,16 @@
 """Dashboard session cookie and CSRF check.
 
 The session is one cookie, ``ccp_session``: an ``itsdangerous`` timed signature (key
-``services.secret_key``, salt ``ui-session``) over ``{"csrf": <random>, "sub": <admin username> | null}``.
-It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/ui`` and ``Secure`` unless ``settings.cookie_secure`` is
-false; it expires with the signature after ``settings.admin_token_ttl_s`` seconds. An anonymous
-session (``sub`` null) carries the CSRF token of the login form; logging in issues a new session
-with a new token (no fixation), logging out clears the cookie.
+``services.secret_key``, salt ``ui-session``) over ``{"csrf": <random>, "sub": <admin username> | null,
+"sid": <admin session id> | null}``. It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/ui`` and ``Secure``
+unless ``settings.cookie_secure`` is false; it expires with the signature after
+``settings.admin_token_ttl_s`` seconds. An anonymous session (``sub`` null) carries the CSRF token of
+the login form; logging in issues a new session with a new token (no fixation).
+
+A logged-in cookie is accepted only while its ``sid`` names a live admin session in the store
+(app/auth/admin.py; the answer is cached in process for 1 s): logging out deletes that session, so
+a copied cookie stops working at once on this replica and within a second on the others; a changed
+admin password ends every session.
 
 CSRF: every POST must carry the session's token in the ``X-CSRF-Token`` header (htmx, from
 ``hx-headers`` on ``<body>``) or the ``csrf_token`` form field (plain forms). ``SameSite=Lax`` already
@@ -50,11 +55,12 @@ class CsrfFailed(PermissionDenied):
 class UiSession:
     csrf: str
     username: str | None = None
+    session_id: str | None = None  # the admin session (app/auth/admin.py) of a logged-in cookie
     new: bool = False  # not yet in a cookie: the response must set it
 
 
-def new_session(username: str | None = None) -> UiSession:
-    return UiSession(csrf=secrets.token_urlsafe(32), username=username, new=True)
+def new_session(username: str | None = None, session_id: str | None = None) -> UiSession:
+    return UiSession(csrf=secrets.token_urlsafe(32), username=username, session_id=session_id, new=True)
 
 
 class SessionCodec:
@@ -74,11 +80,13 @@ class SessionCodec:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
             return None
-        username = data.get("sub")
-        return UiSession(csrf=data["csrf"], username=username if isinstance(username, str) else None)
+        username, session_id = data.get("sub"), data.get("sid")
+        return UiSession(csrf=data["csrf"], username=username if isinstance(username, str) else None,
+                         session_id=session_id if isinstance(session_id, str) else None)
 
     def store(self, response: Response, session: UiSession) -> None:
-        response.set_cookie(SESSION_COOKIE, self._serializer.dumps({"csrf": session.csrf, "sub": session.username}),
+        value = self._serializer.dumps({"csrf": session.csrf, "sub": session.username, "sid": session.session_id})
+        response.set_cookie(SESSION_COOKIE, value,
                             max_age=self.ttl_s, path=COOKIE_PATH, secure=self.secure, httponly=True,
                             samesite="lax")
 
@@ -118,17 +126,22 @@ async def check_csrf(request: Request) -> UiSession:
     return session
 
 
-def require_admin(request: Request) -> UiSession:
-    """Dependency: a logged-in admin session, else LoginRequired (redirect to the login page)."""
+async def require_admin(request: Request) -> UiSession:
+    """Dependency: a logged-in admin session whose server-side session is live, else LoginRequired
+    (redirect to the login page). One store call at most (cached 1 s); ServiceUnavailable (503 page)
+    when the store fails."""
     session = current_session(request)
-    if session.username is None or session.username != request.app.state.services.admin_auth.username:
+    auth = request.app.state.services.admin_auth
+    if session.username is None or session.username != auth.username or session.session_id is None:
+        raise LoginRequired()
+    if not await auth.session_active(session.session_id):
         raise LoginRequired()
     return session
 
 
 async def require_admin_post(request: Request) -> UiSession:
     """Dependency for state-changing admin routes: logged in first (redirect), then CSRF (403)."""
-    require_admin(request)
+    await require_admin(request)
     return await check_csrf(request)
 
 

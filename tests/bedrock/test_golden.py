@@ -3,8 +3,8 @@
 request:  input {params, model, profile_prefix?, overrides?, betas?} -> expected Converse kwargs
           (or expected_error: a substring of the InvalidRequest message); every expected request
           also validates against botocore's own Converse and ConverseStream input shapes.
-response: input {response, model, message_id, stop_sequences?} -> expected Anthropic Message.
-stream:   input {events, model, message_id, stop_sequences?} -> expected Anthropic events
+response: input {response, model, message_id, stop_sequences?, omit_thinking?} -> expected Anthropic Message.
+stream:   input {events, model, message_id, stop_sequences?, omit_thinking?} -> expected Anthropic events
           (all feed() outputs, then finish()).
 """
 
@@ -36,12 +36,13 @@ def run_request(case: dict[str, Any]) -> Any:
 def run_response(case: dict[str, Any]) -> Any:
     data = case["input"]
     return to_message(from_json(data["response"]), model=data["model"], message_id=data["message_id"],
-                      stop_sequences=data.get("stop_sequences"))
+                      stop_sequences=data.get("stop_sequences"), omit_thinking=data.get("omit_thinking", False))
 
 
 def run_stream(case: dict[str, Any]) -> list[dict[str, Any]]:
     data = case["input"]
-    translator = StreamTranslator(data["model"], data["message_id"], stop_sequences=data.get("stop_sequences"))
+    translator = StreamTranslator(data["model"], data["message_id"], stop_sequences=data.get("stop_sequences"),
+                                  omit_thinking=data.get("omit_thinking", False))
     out: list[dict[str, Any]] = []
     for event in from_json(data["events"]):
         out += translator.feed(event)

@@ -105,3 +105,14 @@ def test_capabilities_come_from_the_table() -> None:
     assert not resolve("claude-3-7-sonnet").supports_interleaved_thinking
     assert resolve("claude-opus-4-6").supports_adaptive_thinking
     assert resolve("claude-opus-4-5").supports_effort and not resolve("claude-sonnet-4-5").supports_effort
+
+
+@pytest.mark.parametrize("anthropic_model, adaptive_only", [
+    ("claude-opus-4-7", True), ("claude-opus-4-8", True), ("claude-opus-5", True), ("claude-opus-5-5", True),
+    ("claude-haiku-5-5", True), ("claude-mythos-5", True),  # unknown Claude: newest rules
+    ("claude-opus-4-6", False), ("claude-sonnet-4-6", False), ("claude-sonnet-4-5", False), ("claude-opus-4-5", False),
+])
+def test_adaptive_only_models_come_from_the_table(anthropic_model: str, adaptive_only: bool) -> None:
+    model = resolve_model(anthropic_model, overrides={}, profile_prefix="us")
+    assert model.adaptive_thinking_only is adaptive_only
+    assert not adaptive_only or model.supports_adaptive_thinking

@@ -9,7 +9,6 @@ Mock secret values are distinctive strings so tests can prove they never reach a
 from __future__ import annotations
 
 import asyncio
-
 import json
 import runpy
 from collections.abc import Iterator, Mapping
@@ -33,13 +32,18 @@ CONFIG_ADMIN_PASSWORD = "config-admin-password-Zq8"
 CONFIG_METRICS_TOKEN = "config-metrics-token-Vw3"
 ECR_TOKEN_PASSWORD = "ecr-token-password-Ux7"
 
-#: A minimal valid config; tests add or override keys.
-BASE_CONFIG: dict[str, Any] = {"aws:region": REGION}
+OIDC_CLIENT_SECRET = "oidc-client-secret-Kp4"
+OIDC_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:proxy-oidc-client-AbCdEf"
+
+#: A minimal valid config (the explicit plain-HTTP opt-out; HTTPS is required otherwise); tests add
+#: or override keys.
+BASE_CONFIG: dict[str, Any] = {"aws:region": REGION, "allowInsecureHttp": "true"}
 HTTPS_CONFIG: dict[str, Any] = {
     "aws:region": REGION,
     "domainName": "proxy.example.com",
     "certificateArn": f"arn:aws:acm:{REGION}:{ACCOUNT_ID}:certificate/0f5b5a29-1111-2222-3333-444455556666",
-    "image": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/claude-code-proxy:1.0.0",
+    "image": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/claude-code-proxy@sha256:{'c' * 64}",
+    "adminAllowedCidrs": ["203.0.113.0/24"],
     "adminPassword": CONFIG_ADMIN_PASSWORD,
     "metricsToken": CONFIG_METRICS_TOKEN,
     "alarmEmail": "ops@example.com",
@@ -56,6 +60,7 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     parent_type: str
+    protect: bool = False
 
     @property
     def id(self) -> str:
@@ -71,6 +76,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     generated_secrets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what pulumi.log.warn said
 
     def of_type(self, typ: str) -> list[Recorded]:
         """Resources with the given type token (e.g. ``aws:ec2/subnet:Subnet``)."""
@@ -96,16 +102,26 @@ class ProgramRun:
 
     def secret_values(self) -> list[str]:
         """Every secret value the run could have leaked: generated passwords and configured secrets."""
-        return [*self.generated_secrets, CONFIG_ADMIN_PASSWORD, CONFIG_METRICS_TOKEN, ECR_TOKEN_PASSWORD]
+        return [
+            *self.generated_secrets,
+            CONFIG_ADMIN_PASSWORD,
+            CONFIG_METRICS_TOKEN,
+            ECR_TOKEN_PASSWORD,
+            OIDC_CLIENT_SECRET,
+        ]
 
-    def containers(self) -> list[dict[str, Any]]:
-        """Every container definition of the task (the proxy first, then sidecars)."""
-        return json.loads(self.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
+    def containers(self) -> dict[str, dict[str, Any]]:
+        """Every container definition of the task (db-init, proxy, sidecars), by container name."""
+        definitions = json.loads(self.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
+        return {d["name"]: d for d in definitions}
 
     def task_container(self) -> dict[str, Any]:
         """The proxy's container definition, parsed from the task definition's JSON."""
-        (proxy,) = [d for d in self.containers() if d["name"] == "proxy"]
-        return proxy
+        return self.containers()["proxy"]
+
+    def init_container(self) -> dict[str, Any]:
+        """The db-init container's definition."""
+        return self.containers()["db-init"]
 
 
 #: How the engine marks a secret input: {SECRET_SIG: SECRET_MARKER, "value": ...}.
@@ -144,13 +160,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.generated_secrets: list[str] = []
         self.parent_urns: dict[str, str] = {}  # logical name -> parent URN (filled by RecordingMonitor)
+        self.protected: dict[str, bool] = {}  # logical name -> the protect option (RecordingMonitor)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         parent_urn = self.parent_urns.get(args.name, "")
         # urn:pulumi:<stack>::<project>::<parent types joined by $>::<name> -> the innermost type
         parent_type = parent_urn.split("::")[2].split("$")[-1] if parent_urn.count("::") >= 3 else ""
-        self.resources.append(Recorded(args.typ, args.name, inputs, parent_type))
+        protect = self.protected.get(args.name, False)
+        self.resources.append(Recorded(args.typ, args.name, inputs, parent_type, protect))
         physical_id = f"{args.name}-id"
         state = dict(inputs)
         service = args.typ.split(":")[1].split("/")[0]
@@ -189,6 +207,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:s3/bucket:Bucket":
             state.setdefault("bucket", f"{inputs.get('bucketPrefix', args.name)}0123abcd")
             state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+        elif args.typ == "aws:acm/certificate:Certificate":
+            state["domainValidationOptions"] = [
+                {
+                    "domainName": inputs["domainName"],
+                    "resourceRecordName": f"_x1.{inputs['domainName']}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_y2.acm-validations.aws.",
+                }
+            ]
+        elif args.typ == "aws:acm/certificateValidation:CertificateValidation":
+            state["certificateArn"] = inputs["certificateArn"]
+        elif args.typ == "aws:route53/record:Record":
+            state["fqdn"] = str(inputs.get("name", "")).rstrip(".")
         elif args.typ == "docker-build:index:Image":
             state["ref"] = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/built@sha256:{'0' * 64}"
         return physical_id, state
@@ -208,6 +239,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{REGION}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": REGION}
+        if token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            assert args.args["secretId"] == OIDC_SECRET_ARN, args.args
+            return {"secretString": OIDC_CLIENT_SECRET, "arn": OIDC_SECRET_ARN, "id": OIDC_SECRET_ARN}
         if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": ECR_TOKEN_PASSWORD, "proxyEndpoint": "https://ecr", "id": "token"}
         raise AssertionError(f"unexpected lookup {token}; add a mock for it")
@@ -222,6 +256,7 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         self.recording.parent_urns[request.name] = request.parent
+        self.recording.protected[request.name] = bool(request.protect)
         return super().RegisterResource(request)
 
 
@@ -231,17 +266,19 @@ def _config_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def run_program(config: Mapping[str, Any]) -> ProgramRun:
+def run_program(config: Mapping[str, Any], stack: str = STACK) -> ProgramRun:
     """Run infra/__main__.py under fresh mocks with ``config`` (bare keys get the project prefix;
-    ``aws:*`` keys are kept). Returns the recorded resources and resolved outputs."""
+    ``aws:*`` keys are kept) as stack ``stack``. Returns the recorded resources, resolved outputs and
+    the warnings the program logged."""
     mocks = RecordingMocks()
+    warnings: list[str] = []
     # Pulumi's mocks need a current event loop in this thread; an earlier asyncio.run() (other
     # test packages) leaves none behind.
     try:
         asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     full = {key if ":" in key else f"{PROJECT}:{key}": _config_value(value) for key, value in config.items()}
     pulumi.runtime.set_all_config(full, secret_keys=[f"{PROJECT}:{k}" for k in SECRET_CONFIG_KEYS if k in config])
 
@@ -261,5 +298,10 @@ def run_program(config: Mapping[str, Any]) -> ProgramRun:
         runpy.run_path(str(MAIN), run_name="__main__")
         return pulumi.Output.from_input(None).apply(lambda _: resolve_exports())
 
-    pulumi.runtime.test(program)()
-    return ProgramRun(mocks.resources, outputs, secret_outputs, mocks.generated_secrets)
+    original_warn = pulumi.log.warn
+    pulumi.log.warn = lambda msg, *args, **kwargs: warnings.append(msg)  # type: ignore[assignment]
+    try:
+        pulumi.runtime.test(program)()
+    finally:
+        pulumi.log.warn = original_warn  # type: ignore[assignment]
+    return ProgramRun(mocks.resources, outputs, secret_outputs, mocks.generated_secrets, warnings)

@@ -41,7 +41,7 @@ def test_three_target_tracking_policies_on_one_target(run) -> None:  # noqa: ANN
 
 
 def test_the_scaled_dimension_is_the_one_the_sidecar_labels(http_stack) -> None:  # noqa: ANN001
-    agent = next(c for c in http_stack.containers() if c["name"] == m.SIDECAR_NAME)
+    agent = http_stack.containers()[m.SIDECAR_NAME]
     scrape = json.loads({e["name"]: e["value"] for e in agent["environment"]}["PROMETHEUS_CONFIG_CONTENT"])
     label = scrape["scrape_configs"][0]["static_configs"][0]["labels"]["ClusterName"]
     (dimension,) = policies_by_metric(http_stack)[m.IN_FLIGHT_REQUESTS]["customizedMetricSpecification"]["dimensions"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import json
 
-from tests.infra.harness import BASE_CONFIG, ProgramRun, is_secret_input, unwrap
+from tests.infra.harness import BASE_CONFIG, ProgramRun, is_secret_input, strings_in, unwrap
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
@@ -81,23 +81,42 @@ def test_deletion_protection_and_final_snapshot_follow_config(run, http_stack: P
     assert "finalSnapshotIdentifier" not in loose
 
 
-def test_app_connection_string_secret(http_stack: ProgramRun) -> None:
-    url_secret = http_stack.named("database-mongodb-url", "aws:secretsmanager/secret:Secret")
-    version = http_stack.named("database-mongodb-url", "aws:secretsmanager/secretVersion:SecretVersion")
-    assert version.inputs["secretId"] == url_secret.id
+def test_app_user_secret_holds_its_own_credentials(http_stack: ProgramRun) -> None:
+    secret = http_stack.named("database-app", "aws:secretsmanager/secret:Secret")
+    version = http_stack.named("database-app", "aws:secretsmanager/secretVersion:SecretVersion")
+    assert version.inputs["secretId"] == secret.id
     assert is_secret_input(version.inputs["secretString"])
-    url = urlsplit(unwrap(version.inputs["secretString"]))
+    stored = json.loads(unwrap(version.inputs["secretString"]))
+    app_password = next(s for s in http_stack.generated_secrets if "app-password" in s)
     master_password = next(s for s in http_stack.generated_secrets if "master-password" in s)
-    assert url.password == master_password and url.username == "proxymaster"
-    assert url.hostname.endswith(".docdb.amazonaws.com")
-    query = parse_qs(url.query)
-    assert query["tls"] == ["true"] and query["tlsCAFile"] == ["/srv/certs/global-bundle.pem"]
-    assert (
-        query["replicaSet"] == ["rs0"]
-        and query["readPreference"] == ["secondaryPreferred"]
-        and query["retryWrites"] == ["false"]
-    )
-    assert url_secret.inputs["kmsKeyId"] == http_stack.one(CLUSTER).inputs["kmsKeyId"]
+    assert stored["username"] == "proxyapp" != "proxymaster"
+    assert stored["password"] == app_password != master_password
+    assert stored["host"].endswith(".docdb.amazonaws.com") and stored["port"] == 27017 and stored["engine"] == "mongo"
+    assert secret.inputs["kmsKeyId"] == http_stack.one(CLUSTER).inputs["kmsKeyId"]
+    # one secret per password: no URL secret that a rotation would leave stale
+    names = {r.name for r in http_stack.of_type("aws:secretsmanager/secret:Secret")}
+    assert not any("url" in n for n in names)
+    assert not any(master_password in v for r in http_stack.resources if r.name != "database-master"
+                   and r.typ == "aws:secretsmanager/secretVersion:SecretVersion"
+                   for v in strings_in(r.inputs))
+
+
+def test_cluster_keys_and_secrets_are_protected_and_snapshot_on_delete(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+    protected = {r.typ for r in http_stack.resources if r.protect}
+    assert protected == {"aws:docdb/cluster:Cluster", "aws:kms/key:Key", "aws:secretsmanager/secret:Secret"}
+    assert all(r.protect for r in http_stack.of_type("aws:secretsmanager/secret:Secret"))
+    assert len([r for r in http_stack.of_type("aws:kms/key:Key") if r.protect]) == 2
+    cluster = http_stack.one(CLUSTER).inputs
+    assert cluster["skipFinalSnapshot"] is False
+    assert cluster["finalSnapshotIdentifier"] == "claude-code-proxy-test-final-a1b2c3d4"
+    loose = run({**BASE_CONFIG, "deletionProtection": False, "finalSnapshot": False})
+    assert not any(r.protect for r in loose.resources)
+    assert loose.one(CLUSTER).inputs["skipFinalSnapshot"] is True
+
+
+def test_engine_is_documentdb_5_or_later(http_stack: ProgramRun) -> None:
+    params = http_stack.one("aws:docdb/clusterParameterGroup:ClusterParameterGroup").inputs
+    assert http_stack.one(CLUSTER).inputs["engineVersion"] == "5.0.0" and params["family"] == "docdb5.0"
 
 
 def test_master_password_is_generated_and_secret(http_stack: ProgramRun) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from infra.aws_facts import IAM_ROLE_INLINE_POLICY_MAX_CHARS
+from infra.iam import secret_arn_of
 from infra.policies import actions_of, resources_of
 from tests.infra.harness import BASE_CONFIG, ProgramRun
 
@@ -25,12 +27,15 @@ def test_bedrock_is_scoped_to_model_and_profile_arns(http_stack: ProgramRun) -> 
     doc = policy(http_stack, "roles-task")
     resources = resources_of(doc, BEDROCK)
     assert "*" not in resources
-    assert all(r.startswith("arn:aws:bedrock:") and "*" not in r for r in resources)
-    assert all(":foundation-model/" in r or ":inference-profile/" in r for r in resources)
+    assert all(r.startswith("arn:aws:bedrock:") for r in resources)
+    assert all(":foundation-model/anthropic." in r or ":inference-profile/us.anthropic." in r for r in resources)
     assert f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{MODEL}" in resources
-    for region in ("us-east-1", "us-east-2", "us-west-1", "us-west-2"):
-        assert f"arn:aws:bedrock:{region}::foundation-model/{MODEL}" in resources
-    assert not any(":eu-" in r for r in resources)
+    assert f"arn:aws:bedrock:us-*::foundation-model/{MODEL}" in resources
+    assert not any(":eu-" in r or "bedrock:*:" in r for r in resources)
+    through = next(s for s in doc["Statement"] if s["Sid"] == "InvokeModelsThroughProfiles")
+    assert through["Condition"] == {
+        "StringLike": {"bedrock:InferenceProfileArn": "arn:aws:bedrock:us-east-1:123456789012:inference-profile/*"}
+    }
 
 
 def test_kms_only_on_the_app_key(http_stack: ProgramRun) -> None:
@@ -42,28 +47,41 @@ def test_kms_only_on_the_app_key(http_stack: ProgramRun) -> None:
     }
 
 
-def test_configured_models_and_regions_shape_the_policy(run) -> None:  # noqa: ANN001
+def test_profile_geography_and_extra_ids_shape_the_policy(run) -> None:  # noqa: ANN001
     stack = run(
         {
             **BASE_CONFIG,
             "bedrockInferenceProfilePrefix": "global",
-            "bedrockModelIds": [MODEL],
-            "bedrockRegions": ["us-east-1", "eu-west-1"],
+            "bedrockExtraModelIds": ["anthropic.claude-3-haiku-20240307-v1:0"],
         }
     )
-    resources = resources_of(policy(stack, "roles-task"), BEDROCK)
-    assert resources == {
-        f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.{MODEL}",
-        f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}",
-        f"arn:aws:bedrock:eu-west-1::foundation-model/{MODEL}",
-        f"arn:aws:bedrock:::foundation-model/{MODEL}",
-    }
+    doc = policy(stack, "roles-task")
+    resources = resources_of(doc, BEDROCK)
+    assert f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.{MODEL}" in resources
+    assert f"arn:aws:bedrock:*::foundation-model/{MODEL}" in resources
+    assert f"arn:aws:bedrock:::foundation-model/{MODEL}" in resources
+    # models without a global profile fall back to "us" in the app, so the role follows
+    assert "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-1-20250805-v1:0" in resources
+    direct = next(s for s in doc["Statement"] if s["Sid"] == "InvokeFoundationModels")
+    assert direct["Resource"] == ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"]
+
+
+def test_task_role_policy_fits_the_inline_policy_size_limit(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+    """IAM counts inline role policies without whitespace against 10,240 characters per role."""
+    extra = {"bedrockExtraModelIds": [f"us.anthropic.claude-extra-{i}-v1:0" for i in range(10)]}
+    for stack in (http_stack, run({**BASE_CONFIG, "bedrockInferenceProfilePrefix": "global", **extra})):
+        text = json.dumps(policy(stack, "roles-task"), separators=(",", ":"))
+        assert len(text) < IAM_ROLE_INLINE_POLICY_MAX_CHARS, len(text)
 
 
 def test_execution_role_reads_only_the_injected_secrets(https_stack: ProgramRun) -> None:
     doc = policy(https_stack, "roles-execution")
-    injected = {s["valueFrom"] for c in https_stack.containers() for s in c["secrets"]}
-    assert len(injected) == 5  # the proxy's 4 and the metrics agent's scrape config (it holds the token)
+    injected = {
+        secret_arn_of(s["valueFrom"]) for c in https_stack.containers().values() for s in c["secrets"]
+    }
+    # secret key, admin password, metrics token, app user, master user (db-init), and the metrics
+    # agent's scrape config (it holds the token)
+    assert len(injected) == 6
     assert resources_of(doc, ["secretsmanager:GetSecretValue"]) == injected
     data_key = https_stack.named("keys-data", "aws:kms/key:Key")
     assert resources_of(doc, ["kms:Decrypt"]) == {f"arn:aws:kms:us-east-1:123456789012:key/{data_key.name}-key-id"}

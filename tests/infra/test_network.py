@@ -107,3 +107,26 @@ def test_plain_http_stack_opens_only_port_80(http_stack: ProgramRun) -> None:
 def test_default_security_group_is_emptied(http_stack: ProgramRun) -> None:
     default = http_stack.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
     assert not default.inputs.get("ingress") and not default.inputs.get("egress")
+
+
+def test_bedrock_runtime_endpoint_alone_keeps_the_fallback_off_the_nat(run) -> None:  # noqa: ANN001
+    stack = run({**BASE_CONFIG, "bedrockRuntimeEndpoint": "true"})
+    interface = [r.inputs for r in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.inputs["vpcEndpointType"] == "Interface"]
+    assert [e["serviceName"] for e in interface] == ["com.amazonaws.us-east-1.bedrock-runtime"]
+    assert interface[0]["privateDnsEnabled"] is True
+    assert len(interface[0]["subnetIds"]) == 2  # one ENI per AZ
+
+
+def test_nat_gateways_single_or_per_az(run) -> None:  # noqa: ANN001
+    single = run({**BASE_CONFIG, "azCount": 3, "natGateways": "single"})
+    per_az = run({**BASE_CONFIG, "azCount": 3, "natGateways": "perAz"})
+    assert len(single.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(per_az.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    routes = [r.inputs["natGatewayId"] for r in per_az.of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+    assert len(set(routes)) == 3  # each private subnet's egress stays in its own AZ
+
+
+def test_alb_reaches_out_only_to_the_tasks_without_oidc(http_stack: ProgramRun) -> None:
+    egress = [r.name for r in http_stack.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+              if r.inputs["securityGroupId"] == http_stack.named("network-alb-sg").id]
+    assert egress == ["network-alb-to-service"]

@@ -64,8 +64,8 @@ def test_sidecar_takes_the_scrape_config_in_clear_or_as_a_secret_never_both() ->
 
 
 def test_the_task_runs_the_agent_beside_the_proxy(http_stack: ProgramRun) -> None:
-    proxy, agent = http_stack.containers()
-    assert proxy["name"] == "proxy" and agent["name"] == m.SIDECAR_NAME
+    assert list(http_stack.containers()) == ["db-init", "proxy", m.SIDECAR_NAME]
+    agent = http_stack.containers()[m.SIDECAR_NAME]
     assert agent["essential"] is False  # a metrics failure never stops the proxy
     assert agent["dependsOn"] == [{"containerName": "proxy", "condition": "HEALTHY"}]
     assert agent["image"].startswith("public.ecr.aws/cloudwatch-agent/cloudwatch-agent:")
@@ -81,7 +81,7 @@ def test_the_task_runs_the_agent_beside_the_proxy(http_stack: ProgramRun) -> Non
 
 
 def test_with_a_metrics_token_the_scrape_config_is_a_secret(https_stack: ProgramRun) -> None:
-    agent = next(c for c in https_stack.containers() if c["name"] == m.SIDECAR_NAME)
+    agent = https_stack.containers()[m.SIDECAR_NAME]
     assert "PROMETHEUS_CONFIG_CONTENT" not in {e["name"] for e in agent["environment"]}
     (secret,) = agent["secrets"]
     assert secret["valueFrom"].startswith("arn:aws:secretsmanager:") and "scrape-config" in secret["valueFrom"]

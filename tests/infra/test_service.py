@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from app.config import Settings
+from infra.iam import secret_arn_of
 from tests.infra.harness import BASE_CONFIG, HTTPS_CONFIG, ProgramRun, strings_in
 
-SECRET_ENV = {"PROXY_MONGODB_URL", "PROXY_SECRET_KEY", "PROXY_ADMIN_PASSWORD"}
+SECRET_ENV = {"PROXY_MONGODB_USERNAME", "PROXY_MONGODB_PASSWORD", "PROXY_SECRET_KEY", "PROXY_ADMIN_PASSWORD"}
+MASTER_ENV = {"PROXY_DB_INIT_MASTER_USERNAME", "PROXY_DB_INIT_MASTER_PASSWORD"}
 
 
 def env(stack: ProgramRun) -> dict[str, str]:
@@ -20,25 +23,59 @@ def test_secrets_injected_by_value_from_never_as_plain_env(http_stack: ProgramRu
             f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{r.name}-AbCdEf"
             for r in stack.of_type("aws:secretsmanager/secret:Secret")
         }
-        assert set(secrets.values()) <= secret_arns
+        assert {secret_arn_of(v) for v in secrets.values()} <= secret_arns
         assert not set(env(stack)) & expected
-        plain = list(strings_in(container))
+        plain = list(strings_in(stack.containers()))
         for secret in stack.secret_values():
             assert not any(secret in value for value in plain), f"{secret} reached the task definition"
+
+
+def test_only_the_init_container_gets_the_master_credentials(http_stack: ProgramRun) -> None:
+    proxy, init = http_stack.task_container(), http_stack.init_container()
+    master = http_stack.named("database-master", "aws:secretsmanager/secret:Secret")
+    app = http_stack.named("database-app", "aws:secretsmanager/secret:Secret")
+    master_arn = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{master.name}-AbCdEf"
+    app_arn = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{app.name}-AbCdEf"
+    init_secrets = {s["name"]: s["valueFrom"] for s in init["secrets"]}
+    assert init_secrets == {
+        "PROXY_DB_INIT_MASTER_USERNAME": f"{master_arn}:username::",
+        "PROXY_DB_INIT_MASTER_PASSWORD": f"{master_arn}:password::",
+        "PROXY_MONGODB_USERNAME": f"{app_arn}:username::",
+        "PROXY_MONGODB_PASSWORD": f"{app_arn}:password::",
+    }
+    proxy_secrets = {s["name"]: s["valueFrom"] for s in proxy["secrets"]}
+    assert not any(master_arn in v for v in proxy_secrets.values())
+    assert proxy_secrets["PROXY_MONGODB_PASSWORD"] == f"{app_arn}:password::"
+    # the proxy starts only after db-init exited 0; db-init is one-shot, so not essential
+    assert proxy["dependsOn"] == [{"containerName": "db-init", "condition": "SUCCESS"}]
+    assert init["essential"] is False and proxy["essential"] is True
+    assert init["command"] == ["claude-code-proxy", "db-init"]
+    init_env = {e["name"]: e["value"] for e in init["environment"]}
+    assert {k: v for k, v in env(http_stack).items() if k in init_env} == init_env
+    assert init["readonlyRootFilesystem"] is True and init["user"] == proxy["user"]
 
 
 def test_plain_environment_carries_the_apps_settings(http_stack: ProgramRun, https_stack: ProgramRun) -> None:
     plain = env(http_stack)
     assert set(plain) == {
+        "PROXY_MONGODB_HOST",
+        "PROXY_MONGODB_PORT",
+        "PROXY_MONGODB_OPTIONS",
         "PROXY_MONGODB_DATABASE",
+        "PROXY_MONGODB_MAX_POOL_SIZE",
         "PROXY_ADMIN_USERNAME",
         "PROXY_KMS_KEY_ID",
+        "PROXY_KMS_REGION",
         "PROXY_BEDROCK_REGION",
         "PROXY_BEDROCK_INFERENCE_PROFILE_PREFIX",
         "PROXY_PUBLIC_BASE_URL",
         "PROXY_LOG_LEVEL",
+        "PROXY_KEEPALIVE_TIMEOUT_S",
         "PROXY_COOKIE_SECURE",
     }
+    assert plain["PROXY_MONGODB_HOST"].endswith(".docdb.amazonaws.com") and plain["PROXY_MONGODB_PORT"] == "27017"
+    assert "retryWrites=false" in plain["PROXY_MONGODB_OPTIONS"] and "tls=true" in plain["PROXY_MONGODB_OPTIONS"]
+    assert plain["PROXY_MONGODB_MAX_POOL_SIZE"] == "73"  # db.t4g.medium (500) * 0.9 / maxCount 6 - 2
     assert plain["PROXY_KMS_KEY_ID"] == "arn:aws:kms:us-east-1:123456789012:key/keys-app-key-id"
     assert plain["PROXY_COOKIE_SECURE"] == "false"
     assert plain["PROXY_PUBLIC_BASE_URL"] == http_stack.outputs["proxyBaseUrl"]
@@ -131,3 +168,26 @@ def test_image_built_from_the_dockerfile_when_no_uri_is_given(http_stack: Progra
 def test_configured_image_uri_is_used_and_nothing_is_built(https_stack: ProgramRun) -> None:
     assert https_stack.of_type("docker-build:index:Image") == []
     assert https_stack.task_container()["image"] == HTTPS_CONFIG["image"]
+
+
+def test_keepalive_outlasts_the_alb_idle_timeout_and_the_app_reads_it(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+    idle = http_stack.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
+    assert int(env(http_stack)["PROXY_KEEPALIVE_TIMEOUT_S"]) == idle + 5
+    custom = run({**BASE_CONFIG, "albIdleTimeoutS": 1800})
+    assert int(env(custom)["PROXY_KEEPALIVE_TIMEOUT_S"]) == 1805
+    # the name the stack sets is the typed setting the app reads (app/cli.py serve)
+    settings = Settings(_env_file=None, keepalive_timeout_s=env(custom)["PROXY_KEEPALIVE_TIMEOUT_S"])
+    assert settings.keepalive_timeout_s == 1805
+    assert "keepalive_timeout_s" in Settings.model_fields
+
+
+def test_every_plain_setting_the_stack_sets_is_an_app_setting(https_stack: ProgramRun) -> None:
+    names = {*env(https_stack), *(s["name"] for s in https_stack.task_container()["secrets"])}
+    fields = {f"PROXY_{name.upper()}" for name in Settings.model_fields}
+    assert names <= fields, names - fields
+
+
+def test_kms_region_is_the_stacks_region_not_bedrocks(run) -> None:  # noqa: ANN001
+    stack = run({**BASE_CONFIG, "bedrockRegion": "us-west-2"})
+    assert env(stack)["PROXY_KMS_REGION"] == "us-east-1"
+    assert env(stack)["PROXY_BEDROCK_REGION"] == "us-west-2"

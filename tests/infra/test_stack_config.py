@@ -16,7 +16,8 @@ def test_derived_values() -> None:
     assert VALID.docdb_parameter_family == "docdb5.0"
     assert replace(VALID, docdb_engine_version="8.0.0").docdb_parameter_family == "docdb8.0"
     assert VALID.graceful_shutdown_s == 110 < VALID.stop_timeout_s
-    assert VALID.effective_inference_profile_ids[0] == "us.anthropic.claude-opus-5-5"
+    assert VALID.keepalive_timeout_s == VALID.alb_idle_timeout_s + 5 == 905
+    assert replace(VALID, alb_idle_timeout_s=1200).keepalive_timeout_s == 1205
     assert VALID.effective_bedrock_region == "us-east-1"
     assert replace(VALID, bedrock_region="us-west-2").effective_bedrock_region == "us-west-2"
     assert not VALID.https and replace(VALID, certificate_arn=CERT).https
@@ -37,12 +38,17 @@ def test_resource_prefix_is_a_valid_docdb_identifier(project: str, stack: str, e
     assert len(prefix) <= 40 and prefix[0].isalpha() and "--" not in prefix and not prefix.endswith("-")
 
 
-def test_default_model_ids_cover_what_claude_code_asks_for() -> None:
-    """The task role must allow the Bedrock ids the app maps Claude Code's default models to."""
-    from app.bedrock.models import resolve_model
-    from infra.stack_config import DEFAULT_BEDROCK_MODEL_IDS
+@pytest.mark.parametrize(
+    ("instance_class", "max_count", "pool"),
+    [("db.t4g.medium", 6, 73), ("db.t4g.medium", 12, 35), ("db.r6g.large", 6, 100), ("db.r6g.large", 40, 36)],
+)
+def test_pool_size_keeps_max_tasks_within_the_instance_connection_limit(
+    instance_class: str, max_count: int, pool: int
+) -> None:
+    from infra.aws_facts import DOCDB_MAX_CONNECTIONS
+    from infra.stack_config import PYMONGO_MONITOR_CONNECTIONS
 
-    for model in ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-sonnet-4-6",
-                  "claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"):
-        profile = resolve_model(model, overrides={}, profile_prefix="us").model_id
-        assert profile.removeprefix("us.") in DEFAULT_BEDROCK_MODEL_IDS, model
+    config = replace(VALID, docdb_instance_class=instance_class, max_count=max_count)
+    assert config.mongodb_max_pool_size == pool
+    # every task at full pool, plus the driver's monitoring connections, fits one instance's limit
+    assert max_count * (pool + PYMONGO_MONITOR_CONNECTIONS) <= DOCDB_MAX_CONNECTIONS[instance_class]

@@ -9,8 +9,10 @@ import pytest
 from infra.stack_config import StackConfig
 from infra.validation import FARGATE_TASK_SIZES, ConfigError, check, validate, validate_task_size, validate_vpc_cidr
 
-VALID = StackConfig(name="claude-code-proxy-test", region="us-east-1")
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f5b5a29-1111-2222-3333-444455556666"
+VALID = StackConfig(
+    name="claude-code-proxy-test", region="us-east-1", domain_name="proxy.example.com", certificate_arn=CERT
+)
 
 
 def problems_with(**changes: object) -> list[str]:
@@ -93,48 +95,80 @@ def test_bad_vpc_cidr(cidr: str, fragment: str) -> None:
 
 def test_certificate_must_be_in_the_alb_region_and_come_with_a_domain() -> None:
     other_region = CERT.replace("us-east-1", "eu-west-1")
-    assert any("own region" in p for p in problems_with(certificate_arn=other_region, domain_name="proxy.example.com"))
-    assert any("without domainName" in p for p in problems_with(certificate_arn=CERT))
-    assert any(
-        "not an ACM certificate ARN" in p
-        for p in problems_with(certificate_arn="arn:nope", domain_name="proxy.example.com")
-    )
-    assert problems_with(certificate_arn=CERT, domain_name="proxy.example.com") == []
+    assert any("own region" in p for p in problems_with(certificate_arn=other_region))
+    assert any("without domainName" in p for p in problems_with(domain_name=None))
+    assert any("not an ACM certificate ARN" in p for p in problems_with(certificate_arn="arn:nope"))
+
+
+def test_https_is_required_unless_plain_http_is_asked_for_explicitly() -> None:
+    bare = replace(VALID, certificate_arn=None, domain_name=None)
+    (problem,) = validate(bare)
+    assert problem.startswith("HTTPS is required") and "allowInsecureHttp" in problem
+    assert validate(replace(bare, allow_insecure_http=True)) == []
+    created = replace(bare, domain_name="proxy.example.com", hosted_zone_id="Z0123456789ABC")
+    assert validate(created) == [] and created.https and created.creates_certificate
+    assert not VALID.creates_certificate and VALID.https
+
+
+def test_tls_policy_must_be_a_tls13_policy() -> None:
+    assert any("sslPolicy" in p for p in problems_with(ssl_policy="ELBSecurityPolicy-2016-08"))
+    assert problems_with(ssl_policy="ELBSecurityPolicy-TLS13-1-3-2021-06") == []
 
 
 def test_hosted_zone_needs_a_domain() -> None:
-    assert any("hostedZoneId" in p for p in problems_with(hosted_zone_id="Z0123456789ABC"))
+    assert any("hostedZoneId" in p for p in problems_with(hosted_zone_id="Z0123456789ABC", domain_name=None))
 
 
-def test_inference_profile_must_route_to_an_allowed_model() -> None:
-    problems = problems_with(bedrock_inference_profile_ids=("us.anthropic.claude-3-haiku-20240307-v1:0",))
-    assert any("not in bedrockModelIds" in p for p in problems)
-    problems = problems_with(bedrock_inference_profile_ids=("eu.anthropic.claude-sonnet-4-5-20250929-v1:0",))
-    assert any("does not start with the prefix 'us'" in p for p in problems)
+def test_admin_cidrs_must_be_networks_and_few_enough() -> None:
+    assert problems_with(admin_allowed_cidrs=("203.0.113.0/24", "2001:db8::/32")) == []
+    assert any("'10.0.0.1/8'" in p for p in problems_with(admin_allowed_cidrs=("10.0.0.1/8",)))
+    many = tuple(f"10.0.{i}.0/24" for i in range(31))
+    assert any("at most 30" in p for p in problems_with(admin_allowed_cidrs=many))
 
 
-def test_eu_and_apac_profiles_need_explicit_regions() -> None:
-    problems = problems_with(bedrock_inference_profile_prefix="eu", bedrock_region="eu-central-1")
-    assert any("bedrockRegions must be set" in p for p in problems)
-    assert (
-        problems_with(
-            bedrock_inference_profile_prefix="eu",
-            bedrock_region="eu-central-1",
-            bedrock_regions=("eu-central-1", "eu-west-1"),
-        )
-        == []
+def test_oidc_needs_https_endpoints_and_a_secret_arn_in_the_region() -> None:
+    from infra.stack_config import OidcConfig
+
+    oidc = OidcConfig(
+        issuer="https://idp.example.com",
+        authorization_endpoint="https://idp.example.com/authorize",
+        token_endpoint="https://idp.example.com/token",
+        user_info_endpoint="https://idp.example.com/userinfo",
+        client_id="proxy",
+        client_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:oidc-AbCdEf",
     )
+    assert problems_with(admin_oidc=oidc) == []
+    assert any("needs HTTPS" in p for p in problems_with(admin_oidc=oidc, certificate_arn=None, allow_insecure_http=True))
+    bad = replace(oidc, token_endpoint="http://idp/token", client_secret_arn=oidc.client_secret_arn.replace("us-east-1", "eu-west-1"))
+    problems = problems_with(admin_oidc=bad)
+    assert any("adminOidc.tokenEndpoint" in p for p in problems)
+    assert any("adminOidc.clientSecretArn is in eu-west-1" in p for p in problems)
 
 
-def test_bedrock_region_must_be_a_destination_of_its_profiles() -> None:
-    problems = problems_with(bedrock_region="eu-west-1")
-    assert any("bedrockRegion eu-west-1 is not in bedrockRegions" in p for p in problems)
-
-
-def test_unknown_profile_prefix_and_wildcard_models_are_rejected() -> None:
+def test_extra_model_ids_are_checked_and_geographies_known() -> None:
+    assert problems_with(bedrock_extra_model_ids=("us.anthropic.claude-3-haiku-20240307-v1:0",)) == []
+    assert any("bedrockExtraModelIds" in p for p in problems_with(bedrock_extra_model_ids=("anthropic.*",)))
     assert any("bedrockInferenceProfilePrefix" in p for p in problems_with(bedrock_inference_profile_prefix="mars"))
-    assert any("bedrockModelIds" in p for p in problems_with(bedrock_model_ids=("anthropic.*",)))
-    assert any("bedrockModelIds is empty" in p for p in problems_with(bedrock_model_ids=()))
+    assert problems_with(bedrock_inference_profile_prefix="eu", bedrock_region="eu-central-1") == []
+
+
+def test_documentdb_4_0_is_refused() -> None:
+    assert any("4.0 is too old" in p for p in problems_with(docdb_engine_version="4.0.0"))
+
+
+def test_validate_is_a_table_of_rules() -> None:
+    """issue 12: validate() is table-driven; each rule names a config key in its message."""
+    import ast
+    import inspect
+
+    from infra.validation import RULES
+
+    assert len(RULES) >= 30
+    tree = ast.parse(inspect.getsource(validate))
+    branches = [n for n in ast.walk(tree) if isinstance(n, (ast.If, ast.IfExp, ast.BoolOp, ast.Try, ast.Match))]
+    assert branches == [], "validate() should only run the tables"
+    for rule in RULES:  # every message renders for the defaults and names a key-ish token
+        assert rule.message(VALID)
 
 
 @pytest.mark.parametrize(
@@ -165,11 +199,12 @@ def test_each_bad_value_names_its_key(changes: dict[str, object], key: str) -> N
 
 def test_config_error_lists_every_problem() -> None:
     bad = replace(
-        VALID, region="nowhere", bedrock_region="us-east-1", alb_idle_timeout_s=60, task_cpu=256, task_memory_mib=8192
+        VALID, region="nowhere", bedrock_region="us-east-1", alb_idle_timeout_s=60, task_cpu=256, task_memory_mib=8192,
+        certificate_arn=None,
     )
     with pytest.raises(ConfigError) as caught:
         check(bad)
-    assert len(caught.value.problems) == 3
+    assert len(caught.value.problems) == 4
     message = str(caught.value)
-    assert "3 problem(s)" in message
+    assert "4 problem(s)" in message and "HTTPS is required" in message
     assert "aws:region" in message and "albIdleTimeoutS" in message and "taskMemory" in message

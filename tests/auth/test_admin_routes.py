@@ -1,0 +1,58 @@
+"""Admin login limits through the real app: two app instances (two replicas) on one mongomock
+database, driven over ASGI in one event loop, with 60 concurrent logins."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+
+from app.main import create_app
+from app.store.mongo import Store
+from tests.conftest import ADMIN_PASSWORD, make_settings
+
+
+def basic(password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+
+
+@pytest.fixture
+async def replicas(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[httpx.AsyncClient]]:
+    shared = AsyncMongoMockClient(tz_aware=True)
+
+    def open_shared(url: Any, database: str, **_: Any) -> Store:
+        return Store(client=shared, db=shared[database], embedded=True)
+
+    monkeypatch.setattr("app.main.open_store", open_shared)
+    monkeypatch.setattr(Store, "close", lambda self: None)
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            app = create_app(make_settings("http://127.0.0.1:9"))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            clients.append(await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")))
+        yield clients
+
+
+async def test_sixty_concurrent_logins_across_two_replicas_evaluate_five(replicas: list[httpx.AsyncClient]) -> None:
+    attempts = [replicas[i % 2].post("/admin/auth/login", headers=basic(f"wrong-{i}")) for i in range(60)]
+    statuses = [r.status_code for r in await asyncio.gather(*attempts)]
+    assert statuses.count(401) == 5 and statuses.count(429) == 55
+    locked = await replicas[0].post("/admin/auth/login", headers=basic(ADMIN_PASSWORD))
+    assert locked.status_code == 429 and locked.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(locked.headers["retry-after"]) <= 60
+
+
+async def test_login_then_logout_over_the_api(replicas: list[httpx.AsyncClient]) -> None:
+    token = (await replicas[0].post("/admin/auth/login", headers=basic(ADMIN_PASSWORD))).json()["access_token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await replicas[1].get("/admin/users", headers=bearer)).status_code == 200
+    assert (await replicas[1].post("/admin/auth/logout", headers=bearer)).status_code == 204
+    assert (await replicas[1].get("/admin/users", headers=bearer)).status_code == 401
