@@ -103,10 +103,14 @@ def _wait_for_store(settings: Settings) -> None:
     one line on stderr (URL with the password masked, what failed, what to check), exit 1, no traceback."""
     import asyncio
 
-    from app.store.mongo import StoreUnreachable, open_store, wait_until_reachable
+    from app.store.mongo import StoreUnreachable, open_store, store_url, wait_until_reachable
 
-    assert settings.mongodb_url is not None
-    url = settings.mongodb_url.get_secret_value()
+    try:
+        url = store_url(settings)
+    except ValueError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    assert url is not None  # not the embedded store
 
     async def check() -> None:
         store = open_store(url, settings.mongodb_database)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     quotas_enabled: bool = True
     quota_cache_ttl_s: float = Field(1.0, ge=0)  # reuse of a store read of window usage
     quota_store_timeout_s: float = Field(1.0, gt=0)  # per store call on the request path; then fail open
+    # --- Quota leases (app/usage/lease_book.py; docs/usage.md "Quotas and rate limits") ---------
+    quota_lease_ttl_s: float = Field(30.0, gt=0)  # a replica renews its slice of a counter this often
+    quota_lease_slice_fraction: float = Field(0.1, gt=0, le=1)  # largest slice, as a share of the limit
+    quota_sync_interval_s: float = Field(1.0, gt=0)  # background: report spent counts, return expired leases
+    quota_degraded_s: float = Field(10.0, gt=0)  # after a store error, count locally this long
 
     # --- Bedrock fallback -------------------------------------------------------------------
     bedrock_region: str = "us-east-1"

@@ -35,8 +35,9 @@ from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
+from app.store.leases import INDEXES as LEASE_INDEXES
+from app.store.leases import LeaseRepository
 from app.store.limits import INDEXES as LIMIT_INDEXES
-from app.store.limits import RateCounterRepository
 from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.admins import INDEXES as ADMIN_INDEXES
 from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
@@ -45,10 +46,12 @@ from app.store.mongo import (STORE_ERRORS, StoreUnreachable, describe_store_erro
 from app.store.usage import UsageRepository, ensure_usage_indexes
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
+from app.usage.admission import QuotaAdmission
 from app.usage.buckets import Retention
+from app.usage.lease_book import LeaseBook
+from app.usage.ledger import PendingUsage
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
 from app.usage.pricing import PriceTable
-from app.usage.quotas import PendingUsage, QuotaAdmission
 from app.usage.recorder import UsageRecorder
 from app.usage.routes import router as usage_router
 
@@ -71,7 +74,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise ConfigError(str(exc)) from None
     store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     try:
-        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES})
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     except STORE_ERRORS as exc:
         store.close()
@@ -107,9 +110,10 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                              flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max,
                              max_backoff_s=settings.usage_retry_max_backoff_s, price=pricing.cost_usd_micros,
                              observers=(metrics.observe,), ledger=pending, sweep=sweep,
-                             sweep_interval_s=settings.usage_sweep_interval_s)
+                             sweep_interval_s=settings.usage_sweep_interval_s,
+                             dead_letter=usage.dead_letter)  # issue 10: unwritable events go here
     metrics.watch(recorder)
-    quotas = QuotaAdmission(usage, RateCounterRepository(store.db), pending, cache_ttl_s=settings.quota_cache_ttl_s,
+    quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
@@ -149,6 +153,12 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     return services
 
 
+def quota_leases(settings: Settings, repo: LeaseRepository) -> LeaseBook:
+    return LeaseBook(repo, lease_ttl_s=settings.quota_lease_ttl_s, slice_fraction=settings.quota_lease_slice_fraction,
+                     sync_interval_s=settings.quota_sync_interval_s, store_timeout_s=settings.quota_store_timeout_s,
+                     degraded_s=settings.quota_degraded_s)
+
+
 def fallback_options(settings: Settings) -> FallbackOptions:
     return FallbackOptions(default_policy=settings.default_fallback_policy, force_fallback=settings.force_fallback,
                            fallback_on_auth_errors=settings.fallback_on_auth_errors,
@@ -170,6 +180,8 @@ async def _seed_demo(services: Services, *, generated_password: str | None) -> N
 
 async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
+    if services.quotas is not None:
+        await services.quotas.aclose()  # give quota leases back before the usage flush
     await services.recorder.aclose()
     await services.upstream.aclose()
     if services.bedrock_runtime is not None:
@@ -189,6 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await build_services(settings, metrics=metrics)
         app.state.services = services
         services.recorder.start()
+        if services.quotas is not None:
+            services.quotas.start()
         try:
             yield
         finally:

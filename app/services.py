@@ -19,7 +19,7 @@ from app.store.usage import UsageRepository
 from app.store.users import UserRepository
 from app.usage.metrics import ProxyMetrics
 from app.usage.pricing import PriceTable
-from app.usage.quotas import QuotaAdmission
+from app.usage.admission import QuotaAdmission
 from app.usage.recorder import UsageRecorder
 
 

@@ -115,7 +115,7 @@ async def revoke_key(key_id: str, request: Request, services: ServicesDep, admin
 
 
 class LimitsPatch(BaseModel):
-    """``limits``: fields to set (null clears one; see app/usage/quotas.py LIMITS); null clears all."""
+    """``limits``: fields to set (null clears one; see app/usage/limits.py LIMITS); null clears all."""
 
     limits: dict[str, Any] | None = None
 

@@ -18,7 +18,7 @@ from app.errors import InvalidRequest, NotFound
 from app.store.access_keys import AccessKeyDoc, AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.users import UserDoc, UserRepository
-from app.usage.quotas import merge_limits
+from app.usage.limits import merge_limits
 
 FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
 BEDROCK_KEY_MAX_CHARS = 4096
@@ -167,7 +167,7 @@ class AdminService:
     async def set_limits(self, actor: Actor, target_type: str, target_id: str,
                          patch: dict[str, Any] | None) -> dict[str, Any]:
         """Merge ``patch`` into a user's or access key's ``limits`` (``target_type`` "user" |
-        "access_key"; see app/usage/quotas.py merge_limits: null clears). This replica forgets the
+        "access_key"; see app/usage/limits.py merge_limits: null clears). This replica forgets the
         cached keys at once; others within ``key_cache_ttl_s``. Returns the updated document.
         Raises InvalidRequest (400) for bad limits, NotFound (404)."""
         if target_type == "user":

@@ -113,6 +113,10 @@ class Forwarder:
             if not getattr(exc, "usage_recorded", False):
                 self.finish(preq, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
             raise
+        except BaseException:
+            if preq.reservation is not None:  # never reached finish(): give the quota estimate back
+                preq.reservation.release()
+            raise
 
     async def _note_failure(self, fingerprint: str, decision: Decision) -> None:
         if self._cooldowns is None:
@@ -241,6 +245,8 @@ class Forwarder:
             cache_creation_1h_input_tokens=usage.get("cache_creation_1h_input_tokens", 0),
             cache_read_input_tokens=usage.get("cache_read_input_tokens", 0))
         self._recorder.record(event)
+        if preq.reservation is not None:  # quotas: the real usage replaces the admission estimate (once)
+            preq.reservation.settle(event)
         log.info("request", extra={
             "proxy_request_id": preq.proxy_request_id, "request_id": request_id,
             "user_id": preq.principal.user_id, "access_key_id": preq.principal.access_key_id,

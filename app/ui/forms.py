@@ -12,7 +12,7 @@ from typing import Any
 from app.errors import InvalidRequest
 from app.usage import query
 from app.usage.buckets import Granularity
-from app.usage.quotas import LIMITS
+from app.usage.limits import LIMITS
 
 RANGES: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_GRANULARITY: dict[str, Granularity] = {"24h": "hour", "7d": "day", "30d": "day", "custom": "day"}

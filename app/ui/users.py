@@ -23,7 +23,7 @@ from app.ui.render import is_htmx, render
 from app.ui.report import usage_view
 from app.ui.session import AdminPost, AdminSession, UiSession
 from app.usage.buckets import GRANULARITIES
-from app.usage.quotas import LIMITS
+from app.usage.limits import LIMITS
 
 router = APIRouter(route_class=UiRoute)
 

@@ -7,7 +7,7 @@ Token counts follow the Anthropic ``usage`` object
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -54,7 +54,12 @@ class UsageEvent:
                 + self.cache_creation_input_tokens + self.cache_read_input_tokens)
 
     def to_document(self) -> dict[str, Any]:
-        """The MongoDB document (``_id`` = ``event_id``)."""
-        doc = asdict(self)
+        """The MongoDB document (``_id`` = ``event_id``): every field, ``notes`` copied (a shallow
+        copy otherwise; ``dataclasses.asdict`` cost ~10x more on the write path)."""
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
+        doc["notes"] = list(self.notes) if isinstance(self.notes, list) else self.notes
         doc["_id"] = doc.pop("event_id")
         return doc
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(UsageEvent))

@@ -14,7 +14,8 @@ Metrics (prefix ``claude_proxy_``):
 - ``quota_rejections_total{scope,limit}`` counter
 - ``in_flight_requests`` and ``in_flight_streams`` gauges (proxy routes only)
 - ``usage_queue_depth`` gauge, ``usage_write_failures_total``, ``usage_events_written_total``,
-  ``usage_events_dropped_total`` counters (read from the UsageRecorder at scrape time)
+  ``usage_events_dropped_total``, ``usage_events_dead_lettered_total``, ``usage_events_sanitized_total``
+  counters (read from the UsageRecorder at scrape time)
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class _RecorderCollector(Collector):
                                   value=r.written)
         yield CounterMetricFamily(PREFIX + "usage_events_dropped", "Usage events dropped (queue full)",
                                   value=r.dropped)
+        yield CounterMetricFamily(PREFIX + "usage_events_dead_lettered",
+                                  "Usage events the store cannot take, kept in usage_dead_letter",
+                                  value=getattr(r, "dead_lettered", 0))
+        yield CounterMetricFamily(PREFIX + "usage_events_sanitized",
+                                  "Usage events with a field cleaned before queuing (bad string, count out of range)",
+                                  value=getattr(r, "sanitized", 0))
 
 
 class ProxyMetrics:

@@ -1,19 +1,32 @@
-"""The usage write path: never on the request path.
+"""The usage write path: never on the request path, never jammed by one event.
 
-``record(event)`` prices the event (``cost_usd_micros``), shows it to the observers (metrics), puts
-it on a bounded in-process queue and returns at once. A background task drains the queue in fixed
-batches (``batch_size`` events, or whatever arrived within ``flush_interval_s`` seconds). When the
-store fails, the *same* batch is retried with backoff (capped at ``max_backoff_s``) until it lands,
-while new events keep queuing; ``aclose()`` (graceful shutdown) flushes everything still queued.
-``write_batch`` must be idempotent per batch (``UsageRepository.write_batch`` is: see
-app/store/usage.py), so a retried batch never double counts.
+``record(event)`` sanitises the event (app/usage/sanitize.py: storable strings, clamped counts),
+prices it (``cost_usd_micros``), shows it to the observers (metrics), puts it on a bounded
+in-process queue and returns at once. A background task drains the queue in fixed batches
+(``batch_size`` events, or whatever arrived within ``flush_interval_s`` seconds).
+
+Failures (classified in one place, ``app.store.errors.is_transient``):
+
+- **transient** (the store is unreachable, times out, fails over...): the *same* batch is retried
+  with backoff (0.1 s doubling, capped at ``max_backoff_s``) until it lands, while new events keep
+  queuing. ``write_batch`` must be idempotent per batch (``UsageRepository.write_batch`` is: see
+  app/store/usage.py), so a retried batch never double counts.
+- **not transient** (the data: an event BSON cannot encode, a document the server refuses): the
+  batch is split in halves, each written as its own batch, recursively, until the bad event is
+  alone; it then goes to ``dead_letter(event, reason)`` (the ``usage_dead_letter`` collection) and
+  is counted (``dead_lettered``); every other event is written. A writer that knows which events it
+  could not store raises ``UnwrittenEvents`` (app/store/errors.py) and only those are split (or
+  dead-lettered at once when it found each one bad on its own). A writer raising any other
+  non-transient error must have written none of the batch.
 
 Every ``sweep_interval_s`` seconds the task also calls ``sweep()`` (finish batches a crashed
 process left half-folded). The ``ledger`` (quotas' view of not-yet-written usage) sees each queued
-event on ``add`` and each written batch on ``discard``.
+event on ``add`` and each written or dead-lettered group on ``discard``.
 
-Guarantee: an event is lost only if the process dies before its batch is inserted, or if the queue
-(``queue_max`` events) overflows during a long store outage; both are counted (``dropped``) and logged.
+Guarantee: an event is lost only if the process dies before its batch is inserted, if the queue
+(``queue_max`` events) overflows during a long store outage, or if shutdown's flush times out; all
+are counted (``dropped``) or logged. A dead-lettered event is kept in the dead-letter collection,
+not in the buckets.
 """
 
 from __future__ import annotations
@@ -25,14 +38,18 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from app.store.errors import UnwrittenEvents, describe, is_transient
 from app.usage.events import UsageEvent
+from app.usage.sanitize import clean_cost, sanitize_event
 
 log = logging.getLogger(__name__)
 
 BatchWriter = Callable[[Sequence[UsageEvent]], Awaitable[None]]
 Pricer = Callable[[UsageEvent], "int | None"]
 Observer = Callable[[UsageEvent], None]
+DeadLetter = Callable[[UsageEvent, str], Awaitable[None]]
 MAX_BACKOFF_S = 30.0
+FIRST_BACKOFF_S = 0.1
 
 
 class Ledger(Protocol):
@@ -47,18 +64,22 @@ class UsageRecorder:
     """Bounded queue + batching writer. ``write_batch`` must be idempotent for a retried batch.
 
     Counters (for metrics): ``depth`` (queued + in flight), ``dropped``, ``write_failures``
-    (failed attempts), ``written`` (events stored).
+    (failed attempts, transient or not), ``written`` (events stored), ``dead_lettered`` (events
+    isolated as unstorable), ``sanitized`` (events with at least one field cleaned at ``record``).
     """
 
     def __init__(self, write_batch: BatchWriter, *, batch_size: int = 500, flush_interval_s: float = 1.0,
                  queue_max: int = 100_000, max_backoff_s: float = MAX_BACKOFF_S, price: Pricer | None = None,
                  observers: Sequence[Observer] = (), ledger: Ledger | None = None,
-                 sweep: Callable[[], Awaitable[int]] | None = None, sweep_interval_s: float = 300.0) -> None:
+                 sweep: Callable[[], Awaitable[int]] | None = None, sweep_interval_s: float = 300.0,
+                 dead_letter: DeadLetter | None = None) -> None:
         self._write_batch = write_batch
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._queue: deque[UsageEvent] = deque()
         self._inflight: list[UsageEvent] = []
+        self._inflight_left = 0  # events of the batch in flight not yet written or dead-lettered
+        self._dead_letter = dead_letter
         self._queue_max = queue_max
         self._max_backoff_s = max_backoff_s
         self._price = price
@@ -74,17 +95,27 @@ class UsageRecorder:
         self.dropped = 0
         self.write_failures = 0
         self.written = 0
+        self.dead_lettered = 0
+        self.sanitized = 0
 
     @property
     def depth(self) -> int:
         """Events waiting to be written (queued plus the batch in flight)."""
-        return len(self._queue) + len(self._inflight)
+        return len(self._queue) + self._inflight_left
 
     def record(self, event: UsageEvent) -> None:
-        """Price, observe and queue an event; never blocks, never raises."""
+        """Sanitise, price, observe and queue an event; never blocks, never raises."""
+        try:
+            fixed = sanitize_event(event)
+        except Exception:  # noqa: BLE001 - cannot happen (sanitize never raises); the writer isolates it
+            log.exception("usage event could not be sanitised")
+            fixed = ()
+        if fixed:
+            self.sanitized += 1
+            log.warning("usage event %s: cleaned %s", event.event_id, ", ".join(fixed))
         try:
             if event.cost_usd_micros is None and self._price is not None:
-                event.cost_usd_micros = self._price(event)
+                event.cost_usd_micros = clean_cost(self._price(event))
         except Exception:  # noqa: BLE001 - a pricing bug must not lose the event
             log.exception("pricing failed for event %s", event.event_id)
         for observe in self._observers:
@@ -107,27 +138,98 @@ class UsageRecorder:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-recorder")
 
     async def flush(self) -> None:
-        """Write everything queued now, one fixed batch at a time, retrying each until it lands."""
+        """Write everything queued now, one fixed batch at a time: transient failures are retried
+        until the batch lands, data failures are isolated and dead-lettered (module docstring)."""
         async with self._flush_lock:
-            backoff = 0.1
             while self._inflight or self._queue:
                 if not self._inflight:
                     count = min(self._batch_size, len(self._queue))
                     self._inflight = [self._queue.popleft() for _ in range(count)]
-                try:
-                    await self._write_batch(self._inflight)
-                except Exception as exc:  # noqa: BLE001 - any store failure: keep the batch, retry it
-                    self.write_failures += 1
+                    self._inflight_left = count
+                await self._write_isolating(self._inflight)
+                self._inflight, self._inflight_left = [], 0
+
+    async def _write_isolating(self, batch: list[UsageEvent]) -> None:
+        parts = [batch]  # a stack: the left half of a split is written first
+        backoff = FIRST_BACKOFF_S
+        while parts:
+            part = parts.pop()
+            try:
+                await self._write_batch(part)
+            except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes the writer task
+                self.write_failures += 1
+                if is_transient(exc):
                     log.warning("usage write failed (%s); %d events waiting, retrying in %.1fs",
-                                type(exc).__name__, self.depth, backoff)
+                                describe(exc, 200), self.depth, backoff)
+                    parts.append(part)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff_s)
                     continue
-                batch, self._inflight = self._inflight, []
-                self.written += len(batch)
-                if self._ledger is not None:
-                    self._ledger.discard(batch)
-                backoff = 0.1
+                backoff = FIRST_BACKOFF_S
+                if isinstance(exc, UnwrittenEvents):
+                    unwritten = {id(e) for e in exc.events}
+                    self._done([e for e in part if id(e) not in unwritten])
+                    rejected = exc.rejected
+                    isolated = exc.isolated or len(rejected) == 1
+                else:
+                    rejected = [(e, describe(exc)) for e in part]
+                    isolated = len(part) == 1
+                if isolated:
+                    for event, reason in rejected:
+                        await self._dead_letter_one(event, reason)
+                else:
+                    events = [e for e, _ in rejected]
+                    half = len(events) // 2
+                    log.warning("usage batch of %d events not writable (%s); splitting it", len(events),
+                                describe(exc, 200))
+                    parts += [events[half:], events[:half]]
+                continue
+            self._done(part)
+            backoff = FIRST_BACKOFF_S
+
+    def _done(self, events: Sequence[UsageEvent]) -> None:
+        """``events`` are in the store: count them and release them from the quota ledger."""
+        if not events:
+            return
+        self.written += len(events)
+        self._inflight_left -= len(events)
+        self._release(events)
+
+    def _release(self, events: Sequence[UsageEvent]) -> None:
+        if self._ledger is not None:
+            try:
+                self._ledger.discard(events)
+            except Exception:  # noqa: BLE001 - the quota ledger must never stop the writer
+                log.exception("usage ledger discard failed")
+
+    async def _dead_letter_one(self, event: UsageEvent, reason: str) -> None:
+        """Store an unwritable event in the dead-letter collection (transient failures retried with
+        backoff, like batches); if even that is impossible, log it and count it as dropped."""
+        log.error("usage event %s dead-lettered: %s", ascii(event.event_id)[:80], reason)
+        backoff = FIRST_BACKOFF_S
+        stored = True
+        while self._dead_letter is not None:
+            try:
+                await self._dead_letter(event, reason)
+                break
+            except Exception as exc:  # noqa: BLE001
+                self.write_failures += 1
+                if not is_transient(exc):
+                    stored = False
+                    log.error("usage event %s could not be dead-lettered (%s); dropped: %s",
+                              ascii(event.event_id)[:80], describe(exc, 200), ascii(event)[:2000])
+                    break
+                log.warning("usage dead-letter write failed (%s); retrying in %.1fs", describe(exc, 200), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+        else:
+            log.error("no dead-letter store; usage event kept in this log line only: %s", ascii(event)[:2000])
+        if stored:
+            self.dead_lettered += 1
+        else:
+            self.dropped += 1
+        self._inflight_left -= 1
+        self._release([event])
 
     async def _run(self) -> None:
         while not self._closing:

@@ -121,9 +121,11 @@ class InProcessProxy:
 
 @asynccontextmanager
 async def in_process_proxy(monkeypatch: pytest.MonkeyPatch, settings: Settings | None = None, *,
-                           client_host: str = "127.0.0.1", wrap_db: Any = None) -> AsyncIterator[InProcessProxy]:
-    """Run the app's lifespan around the block; ``wrap_db(db) -> db`` can inject store faults."""
-    upstream = FakeUpstream()
+                           client_host: str = "127.0.0.1", wrap_db: Any = None,
+                           upstream: Any = None) -> AsyncIterator[InProcessProxy]:
+    """Run the app's lifespan around the block; ``wrap_db(db) -> db`` can inject store faults;
+    ``upstream`` replaces the FakeUpstream handler (same interface: a ``MockTransport`` handler)."""
+    upstream = upstream or FakeUpstream()
     monkeypatch.setattr(app.main, "AnthropicUpstream",
                         functools.partial(AnthropicUpstream, transport=httpx.MockTransport(upstream)))
     if wrap_db is not None:
