@@ -31,7 +31,7 @@ def test_every_required_alarm_exists(http_stack: ProgramRun) -> None:
         "TimeToFirstByte",
         "claude_proxy_usage_queue_depth",
         "claude_proxy_usage_events_dropped_total",
-        "claude_proxy_usage_dead_lettered_total",
+        "claude_proxy_usage_events_dead_lettered_total",
         "claude_proxy_in_flight_requests",
     } == set(found)
     assert found["CPUUtilization"][0]["namespace"] == "AWS/DocDB"
