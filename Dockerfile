@@ -3,11 +3,16 @@
 #   docker build -t claude-code-proxy .
 #   docker run --rm -p 8080:8080 --read-only claude-code-proxy
 # The Pulumi stack overrides the command with the VPC's load-balancer subnets as trusted proxies.
+# No stack-specific build argument: the same image (same digest) promotes from dev to prod.
+# Builds for linux/arm64 (Graviton, the stack's default) and linux/amd64 from the same base index.
 
-ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+# Base pinned by digest (the multi-arch index of the tag). Verify and bump together:
+#   docker buildx imagetools inspect python:3.11.13-slim-bookworm   (the "Digest:" line)
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 # ---- build: a virtualenv with the locked runtime dependencies and the app, installed editable ----
 FROM ${PYTHON_IMAGE} AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -31,27 +36,37 @@ COPY templates ./templates
 RUN pip install --no-deps -c requirements.lock -e . \
  && python -m compileall -q app
 
+# 3) RDS/DocumentDB CA bundle (PROXY_MONGODB_URL's tlsCAFile), checked against a pinned SHA-256 when
+#    RDS_CA_BUNDLE_SHA256 is set: a changed or tampered bundle then fails the build. AWS updates the
+#    bundle when it adds CAs; refresh the pin with
+#      curl -fsS https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem | sha256sum
+#    (left empty in this commit: it was written without network access; see docs/deploy.md).
+ARG RDS_CA_BUNDLE_SHA256=
+ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /srv/certs/global-bundle.pem
+RUN if [ -n "$RDS_CA_BUNDLE_SHA256" ]; then \
+      echo "$RDS_CA_BUNDLE_SHA256  /srv/certs/global-bundle.pem" | sha256sum -c -; \
+    else \
+      echo "WARNING: RDS CA bundle not verified (RDS_CA_BUNDLE_SHA256 unset)" >&2; \
+    fi \
+ && grep -q "BEGIN CERTIFICATE" /srv/certs/global-bundle.pem
+
 # ---- runtime: slim, non-root, read-only friendly ----
 FROM ${PYTHON_IMAGE} AS runtime
 
-# Trusted proxies for X-Forwarded-*: the load balancer's subnets (the stack passes the real CIDRs).
-ARG FORWARDED_ALLOW_IPS=127.0.0.1
-# Seconds uvicorn waits for open streams after SIGTERM; keep under ECS stopTimeout (max 120 s).
-ARG GRACEFUL_SHUTDOWN_S=110
-
+# Runtime defaults, overridable with `docker run -e` (never baked per stack): trusted proxies for
+# X-Forwarded-* (the stack passes the load balancer's subnets in the task's command instead), and the
+# seconds uvicorn waits for open streams after SIGTERM (keep under ECS stopTimeout, max 120 s).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TMPDIR=/tmp \
-    FORWARDED_ALLOW_IPS=${FORWARDED_ALLOW_IPS} \
-    GRACEFUL_SHUTDOWN_S=${GRACEFUL_SHUTDOWN_S}
+    FORWARDED_ALLOW_IPS=127.0.0.1 \
+    GRACEFUL_SHUTDOWN_S=110
 
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 
-# RDS/DocumentDB CA bundle, fetched at build time, for PROXY_MONGODB_URL's tlsCAFile.
-ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /srv/certs/global-bundle.pem
-
+COPY --from=build /srv/certs /srv/certs
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /srv/app /srv/app
 COPY --from=build /srv/templates /srv/templates

@@ -31,8 +31,8 @@ import pulumi_aws as aws
 #: Repository root (the Docker build context): infra/ sits directly under it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "Dockerfile"
-#: ECS on Fargate runs x86_64 here (see the task definition's runtime platform).
-PLATFORM = "linux/amd64"
+#: Default build platform; the stack passes the one matching ``cpuArchitecture`` (Graviton: arm64).
+PLATFORM = "linux/arm64"
 KEEP_IMAGES = 30
 TAG_HEX_DIGITS = 24
 
@@ -76,12 +76,13 @@ def relative_to_cwd(path: Path) -> str:
 
 @dataclass(frozen=True)
 class ContainerImageArgs:
-    """``image`` set: use that URI and build nothing. Unset: build ``context`` for ``PLATFORM`` and push."""
+    """``image`` set: use that URI and build nothing. Unset: build ``context`` for ``platform`` and push."""
 
     image: str | None
     force_delete: bool
     build_args: Mapping[str, str] = field(default_factory=dict)
     context: Path = REPO_ROOT
+    platform: str = PLATFORM  # linux/arm64 | linux/amd64, matching the task's runtimePlatform
 
 
 class ContainerImage(pulumi.ComponentResource):
@@ -126,7 +127,8 @@ class ContainerImage(pulumi.ComponentResource):
         else:
             import pulumi_docker_build as docker_build  # only needed when building
 
-            tag = source_tag(args.context, build_args=args.build_args)
+            # the platform is part of the tag: an arm64 and an amd64 build of one tree are different images
+            tag = source_tag(args.context, build_args=args.build_args, platform=args.platform)
             context = relative_to_cwd(args.context)
             token = aws.ecr.get_authorization_token_output(
                 registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
@@ -135,7 +137,7 @@ class ContainerImage(pulumi.ComponentResource):
                 f"{name}-build",
                 context={"location": context},
                 dockerfile={"location": f"{context}/{DOCKERFILE}"},
-                platforms=[PLATFORM],
+                platforms=[args.platform],
                 build_args=dict(args.build_args),
                 push=True,
                 # `pulumi preview` must work without a Docker engine; the build runs on `pulumi up`.

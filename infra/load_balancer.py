@@ -103,12 +103,16 @@ class LoadBalancerArgs:
     admin_allowed_cidrs: Sequence[str] = field(default_factory=tuple)
     admin_oidc: OidcConfig | None = None
     oidc_client_secret: pulumi.Input[str] | None = None
+    # --- access logs (access_logs.AccessLogs): bucket name, None = off ---
+    access_logs_bucket: pulumi.Input[str] | None = None
+    access_logs_prefix: str = "alb"
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """ALB, target group, listeners and rules. Outputs: dns_name, arn_suffix, target_group_arn,
-    target_group_arn_suffix, listener_arn (the one that forwards to the tasks). ``alb`` is the
-    ``aws.lb.LoadBalancer`` itself, for components that attach to it (access logs, WAF)."""
+    """ALB, target group, listeners and rules. Outputs: dns_name, alb_arn (what the WAF attaches
+    to), arn_suffix, target_group_arn, target_group_arn_suffix, listener_arn (the one that forwards
+    to the tasks). ``alb`` is the ``aws.lb.LoadBalancer`` itself; its access logs go to
+    ``access_logs_bucket`` when one is given."""
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("claude-proxy:edge:LoadBalancer", name, None, opts)
@@ -125,6 +129,9 @@ class LoadBalancer(pulumi.ComponentResource):
             desync_mitigation_mode="defensive",
             enable_http2=True,
             enable_deletion_protection=args.deletion_protection,
+            access_logs=None
+            if args.access_logs_bucket is None
+            else {"bucket": args.access_logs_bucket, "prefix": args.access_logs_prefix, "enabled": True},
             opts=child,
         )
         target_group = aws.lb.TargetGroup(

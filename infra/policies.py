@@ -17,8 +17,31 @@ from typing import Any
 
 PolicyDocument = dict[str, Any]
 
-#: Envelope encryption of Bedrock API keys with the app key (GenerateDataKey to seal, Decrypt to open).
-APP_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+#: Envelope encryption of Bedrock API keys with the app key: GenerateDataKey to seal, Decrypt to open
+#: (app/crypto/envelope.py never calls Encrypt). Only with the app's encryption context.
+APP_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The ``purpose`` entry of the encryption context app/crypto/envelope.py sends
+#: (``bedrock_key_context``: ``{"purpose": "bedrock-api-key", "access_key_id": <id>}``).
+APP_KEY_CONTEXT_PURPOSE = "bedrock-api-key"
+APP_KEY_CONTEXT_KEYS = ("access_key_id", "purpose")
+
+
+def envelope_encryption_statement(app_key_arn: str) -> PolicyDocument:
+    """Decrypt/GenerateDataKey on the app key, only for requests whose encryption context is exactly
+    the app's: ``purpose`` = ``bedrock-api-key`` and an ``access_key_id``, no other keys.
+    Source: docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context"""
+    return {
+        "Sid": "EnvelopeEncryption",
+        "Effect": "Allow",
+        "Action": list(APP_KEY_ACTIONS),
+        "Resource": [app_key_arn],
+        "Condition": {
+            "StringEquals": {"kms:EncryptionContext:purpose": APP_KEY_CONTEXT_PURPOSE},
+            "Null": {"kms:EncryptionContext:access_key_id": "false"},
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(APP_KEY_CONTEXT_KEYS)},
+        },
+    }
+
 
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+?)(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$"
@@ -32,10 +55,10 @@ def _document(*statements: PolicyDocument) -> PolicyDocument:
 def task_role_policy(bedrock_statements: Sequence[PolicyDocument], app_key_arn: str) -> PolicyDocument:
     """What the running proxy may do: the Bedrock statements (``infra.bedrock_access``: invoke,
     stream and count tokens on the models the app routes to) and envelope encryption with the app
-    key. Nothing else (no Secrets Manager, no storage key)."""
+    key, scoped to the app's encryption context. Nothing else (no Secrets Manager, no storage key)."""
     return _document(
         *bedrock_statements,
-        {"Sid": "EnvelopeEncryption", "Effect": "Allow", "Action": list(APP_KEY_ACTIONS), "Resource": [app_key_arn]},
+        envelope_encryption_statement(app_key_arn),
     )
 
 

@@ -1,5 +1,6 @@
-"""Service: ECS cluster (Container Insights), the app log group, the Fargate task definition and
-service behind the ALB, and target-tracking autoscaling on CPU and ALB requests per target.
+"""Service: ECS cluster (Container Insights), the app log group, the Fargate task definition (the
+proxy plus any sidecars, e.g. the metrics agent) and service behind the ALB. Autoscaling lives in
+``autoscaling.py``.
 
 Draining on deploy and scale-in: the ALB keeps a deregistering task's open streams for
 ``deregistrationDelayS``; then ECS sends SIGTERM, uvicorn stops accepting and waits up to
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -32,7 +34,8 @@ class ServiceArgs:
     """Sizes in Fargate units (CPU units, MiB), times in seconds. ``environment`` holds plain values
     only; ``secrets`` maps env names to Secrets Manager ``valueFrom``s (an ARN, or ARN + JSON key).
     ``init_environment`` / ``init_secrets``: the ``db-init`` container's, which the proxy container
-    waits for (None: no init container)."""
+    waits for (None: no init container). ``sidecars``: further container definitions (dicts, e.g.
+    the metrics agent), appended after the proxy."""
 
     cluster_name: str
     log_group_name: str
@@ -54,13 +57,11 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str]
     listeners: Sequence[pulumi.Resource]
     desired_count: int
-    min_count: int
-    max_count: int
-    cpu_target_percent: int
-    requests_per_target: int
-    request_count_resource_label: pulumi.Input[str]
     init_environment: Mapping[str, pulumi.Input[str]] | None = None
     init_secrets: Mapping[str, pulumi.Input[str]] | None = None
+    # --- task platform and sidecars (see ops_config.py, observability.py) ---
+    cpu_architecture: str = "ARM64"  # runtimePlatform.cpuArchitecture: ARM64 | X86_64
+    sidecars: Sequence[pulumi.Input[Mapping[str, Any]]] = ()  # extra container definitions (dicts)
 
 
 class Service(pulumi.ComponentResource):
@@ -92,7 +93,7 @@ class Service(pulumi.ComponentResource):
             network_mode="awsvpc",
             cpu=str(args.task_cpu),
             memory=str(args.task_memory_mib),
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": args.cpu_architecture},
             task_role_arn=args.task_role_arn,
             execution_role_arn=args.execution_role_arn,
             container_definitions=definitions,
@@ -129,47 +130,6 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.listeners), ignore_changes=["desired_count"]),
         )
 
-        target = aws.appautoscaling.Target(
-            f"{name}-scaling",
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=pulumi.Output.concat("service/", cluster.name, "/", service.name),
-            min_capacity=args.min_count,
-            max_capacity=args.max_count,
-            opts=child,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-cpu",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.cpu_target_percent,
-                "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
-                "scale_in_cooldown": 300,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-requests",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.requests_per_target,
-                "predefined_metric_specification": {
-                    "predefined_metric_type": "ALBRequestCountPerTarget",
-                    "resource_label": args.request_count_resource_label,
-                },
-                "scale_in_cooldown": 300,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
-        )
-
         self.cluster_name = cluster.name
         self.service_name = service.name
         self.log_group_name = log_group.name
@@ -185,24 +145,25 @@ class Service(pulumi.ComponentResource):
 
     @staticmethod
     def _container_definitions(args: ServiceArgs) -> pulumi.Output[str]:
-        """The task's containers as JSON: ``db-init`` (when configured) and the proxy, which starts
-        only after ``db-init`` exited 0."""
+        """The task's containers as JSON: ``db-init`` (when configured), the proxy, which starts
+        only after ``db-init`` exited 0, then the sidecars as given."""
         env_names = sorted(args.environment)
         secret_names = sorted(args.secrets)
         init_env = dict(args.init_environment or {})
         init_secrets = dict(args.init_secrets or {})
         with_init = args.init_secrets is not None
         init_env_names, init_secret_names = sorted(init_env), sorted(init_secrets)
-        values: list[pulumi.Input[str]] = [
+        values: list[pulumi.Input[Any]] = [
             args.image,
+            pulumi.Output.all(*args.sidecars),
             *[args.environment[n] for n in env_names],
             *[args.secrets[n] for n in secret_names],
             *[init_env[n] for n in init_env_names],
             *[init_secrets[n] for n in init_secret_names],
         ]
 
-        def render(v: list[str]) -> str:
-            image, rest = v[0], iter(v[1:])
+        def render(v: list[Any]) -> str:
+            image, sidecars, rest = v[0], v[1], iter(v[2:])
 
             def take(names: list[str]) -> dict[str, str]:
                 return {n: next(rest) for n in names}
@@ -222,7 +183,7 @@ class Service(pulumi.ComponentResource):
                 )
             )
             if not with_init:
-                return json.dumps([proxy])
+                return json.dumps([proxy, *sidecars])
             init = db_init_container_definition(
                 DbInitSpec(
                     image=image,
@@ -232,7 +193,6 @@ class Service(pulumi.ComponentResource):
                     region=args.region,
                 )
             )
-            return json.dumps([init, proxy])
+            return json.dumps([init, proxy, *sidecars])
 
         return pulumi.Output.all(*values).apply(render)
-

@@ -9,19 +9,25 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.access_logs import AccessLogs, AccessLogsArgs
 from infra.alarms import Alarms, AlarmsArgs
 from infra.app_secrets import AppSecrets, AppSecretsArgs
+from infra.autoscaling import Autoscaling, AutoscalingArgs
 from infra.bedrock_access import routable_model_ids
+from infra.dashboard import OpsDashboard, OpsDashboardArgs
 from infra.database import Database, DatabaseArgs
+from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.iam import ServiceRoles, ServiceRolesArgs
 from infra.image import ContainerImage, ContainerImageArgs
 from infra.keys import Keys, KeysArgs
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
 from infra.network import Network, NetworkArgs
+from infra.observability import METRIC_NAMESPACE, MetricsPipeline, MetricsPipelineArgs
 from infra.policies import ecr_repository_arn
 from infra.service import Service, ServiceArgs
 from infra.stack_config import StackConfig, StackSecrets
 from infra.urls import DOCDB_PORT, base_url, claude_code_env, mongodb_options
+from infra.waf import WebFirewall, WebFirewallArgs
 
 PLAIN_HTTP_WARNING = (
     "allowInsecureHttp=true: the proxy is served over PLAIN HTTP, so developers' Anthropic keys and "
@@ -124,6 +130,35 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             protect=protect,
         ),
     )
+    ops = config.ops
+    access_logs = (
+        AccessLogs(
+            "access-logs",
+            AccessLogsArgs(
+                name_prefix=name,
+                region=config.region,
+                partition=partition,
+                account_id=account_id,
+                retention_days=ops.alb_access_logs_retention_days,
+                force_destroy=not config.deletion_protection,
+            ),
+        )
+        if ops.alb_access_logs
+        else None
+    )
+    if ops.vpc_flow_logs:
+        FlowLogs(
+            "flow-logs",
+            FlowLogsArgs(
+                vpc_id=network.vpc_id,
+                log_group_name=f"/vpc/{name}/flow-logs",
+                retention_days=config.log_retention_days,
+                kms_key_arn=keys.data_key_arn,
+                region=config.region,
+                partition=partition,
+                account_id=account_id,
+            ),
+        )
     oidc_client_secret = None
     if config.admin_oidc is not None:
         oidc_client_secret = pulumi.Output.secret(
@@ -146,12 +181,22 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             admin_allowed_cidrs=config.admin_allowed_cidrs,
             admin_oidc=config.admin_oidc,
             oidc_client_secret=oidc_client_secret,
+            access_logs_bucket=None if access_logs is None else access_logs.bucket,
         ),
     )
+    if ops.waf:
+        WebFirewall(
+            "waf",
+            WebFirewallArgs(name_prefix=name, load_balancer_arn=load_balancer.alb_arn, rate_limit=ops.waf_rate_limit),
+        )
     forwarded_allow_ips = ",".join(network.public_subnet_cidrs)
     image = ContainerImage(
         "image",
-        ContainerImageArgs(image=config.image, force_delete=not config.deletion_protection),
+        ContainerImageArgs(
+            image=config.image,
+            force_delete=not config.deletion_protection,
+            platform=ops.build_platform,  # no stack-specific build args: one image promotes dev -> prod
+        ),
     )
     app_user = {
         "PROXY_MONGODB_USERNAME": secret_key(database.app_secret_arn, "username"),
@@ -170,6 +215,19 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
         "PROXY_MONGODB_OPTIONS": mongodb_options(),
         "PROXY_MONGODB_DATABASE": config.mongodb_database,
     }
+    metrics = MetricsPipeline(
+        "metrics",
+        MetricsPipelineArgs(
+            cluster_name=name,
+            region=config.region,
+            image=ops.metrics_agent_image,
+            app_log_group_name=log_group_name,
+            kms_key_arn=keys.data_key_arn,
+            metrics_token=secrets.metrics_token,
+            secret_recovery_window_days=recovery_window_days,
+            emf_retention_days=config.log_retention_days,
+        ),
+    )
     repository_arn: pulumi.Input[str] | None
     if config.image is None:
         repository_arn = image.repository_arn
@@ -187,11 +245,16 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             ),
             app_key_arn=keys.app_key_arn,
             data_key_arn=keys.data_key_arn,
-            secret_value_froms=[*secret_value_froms.values(), *init_secrets.values()],
+            secret_value_froms=[
+                *secret_value_froms.values(),
+                *init_secrets.values(),
+                *metrics.execution_secret_arns.values(),
+            ],
             log_group_name=log_group_name,
             ecr_repository_arn=repository_arn,
         ),
     )
+    metrics.allow_publishing(roles.task_role_arn)
     proxy_base_url = load_balancer.dns_name.apply(lambda dns: base_url(config.https, config.domain_name, dns))
     environment: dict[str, pulumi.Input[str]] = {
         **database_environment,
@@ -230,15 +293,26 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             target_group_arn=load_balancer.target_group_arn,
             listeners=load_balancer.listeners,
             desired_count=config.desired_count,
+            init_environment=database_environment,
+            init_secrets=init_secrets,
+            cpu_architecture=ops.cpu_architecture,
+            sidecars=[metrics.container_definition],
+        ),
+    )
+    Autoscaling(
+        "autoscaling",
+        AutoscalingArgs(
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
             min_count=config.min_count,
             max_count=config.max_count,
-            cpu_target_percent=config.cpu_target_percent,
+            concurrent_requests_per_task=ops.concurrent_requests_per_task,
             requests_per_target=config.requests_per_target,
+            cpu_target_percent=config.cpu_target_percent,
             request_count_resource_label=pulumi.Output.concat(
                 load_balancer.arn_suffix, "/", load_balancer.target_group_arn_suffix
             ),
-            init_environment=database_environment,
-            init_secrets=init_secrets,
+            metric_cluster_name=name,
         ),
     )
     alarms = Alarms(
@@ -255,6 +329,26 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             service_name=service.service_name,
             docdb_instance_identifiers=[f"{name}-{i + 1}" for i in range(config.docdb_instance_count)],
             docdb_instance_class=config.docdb_instance_class,
+            prometheus_namespace=METRIC_NAMESPACE,
+            prometheus_cluster=name,
+            upstream_5xx_percent=ops.upstream_5xx_alarm_percent,
+            ttft_p99_ms=ops.ttft_p99_alarm_ms,
+            usage_queue_depth=ops.usage_queue_alarm_depth,
+        ),
+    )
+    OpsDashboard(
+        "dashboard",
+        OpsDashboardArgs(
+            name=name,
+            region=config.region,
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            alb_arn_suffix=load_balancer.arn_suffix,
+            target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+            log_metric_namespace=f"ClaudeCodeProxy/{name}",
+            app_log_group_name=service.log_group_name,
+            docdb_instance_identifiers=[f"{name}-{i + 1}" for i in range(config.docdb_instance_count)],
+            concurrent_requests_per_task=ops.concurrent_requests_per_task,
         ),
     )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from infra.aws_facts import DEFAULT_SSL_POLICY, DOCDB_MAX_CONNECTIONS, DOCDB_PARAMETER_FAMILIES, FARGATE_MAX_STOP_TIMEOUT_S
+from infra.ops_config import OpsConfig, load_ops_config
 from infra.validation import ConfigError, check
 
 if TYPE_CHECKING:  # pulumi is imported lazily so that this module tests without the engine
@@ -111,6 +112,8 @@ class StackConfig:
     fallback_rate_alarm_percent: int = 20
     deletion_protection: bool = True
     final_snapshot: bool = True
+    # --- edge extras, metrics, alarms on app metrics, autoscaling, CPU architecture (ops_config.py) ---
+    ops: OpsConfig = OpsConfig()
 
     @property
     def https(self) -> bool:
@@ -258,6 +261,7 @@ def load_config() -> StackConfig:
     if stale:
         raise ConfigError(stale)
     defaults = StackConfig(name="", region=region)
+    ops = load_ops_config(cfg)  # raises ConfigError with its own keys' problems
     az_count = _int(cfg, "azCount", defaults.az_count)
     config = StackConfig(
         name=resource_prefix(pulumi.get_project(), pulumi.get_stack()),
@@ -302,6 +306,7 @@ def load_config() -> StackConfig:
         fallback_rate_alarm_percent=_int(cfg, "fallbackRateAlarmPercent", defaults.fallback_rate_alarm_percent),
         deletion_protection=_bool(cfg.get("deletionProtection"), "deletionProtection", defaults.deletion_protection),
         final_snapshot=_bool(cfg.get("finalSnapshot"), "finalSnapshot", defaults.final_snapshot),
+        ops=ops,
     )
     check(config)
     return config

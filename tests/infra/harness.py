@@ -9,7 +9,6 @@ Mock secret values are distinctive strings so tests can prove they never reach a
 from __future__ import annotations
 
 import asyncio
-
 import json
 import runpy
 from collections.abc import Iterator, Mapping
@@ -112,7 +111,7 @@ class ProgramRun:
         ]
 
     def containers(self) -> dict[str, dict[str, Any]]:
-        """Every container definition of the task, by container name."""
+        """Every container definition of the task (db-init, proxy, sidecars), by container name."""
         definitions = json.loads(self.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
         return {d["name"]: d for d in definitions}
 
@@ -205,6 +204,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{args.name}-key-id"
         elif args.typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{args.name}-AbCdEf"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            state.setdefault("bucket", f"{inputs.get('bucketPrefix', args.name)}0123abcd")
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
         elif args.typ == "aws:acm/certificate:Certificate":
             state["domainValidationOptions"] = [
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra import observability as m
 from infra.alarms import docdb_connection_alarm_threshold
 from tests.infra.harness import BASE_CONFIG, ProgramRun
 
@@ -26,6 +27,12 @@ def test_every_required_alarm_exists(http_stack: ProgramRun) -> None:
         "DatabaseConnections",
         "MemoryUtilization",
         "expression",
+        "HealthyHostCount",
+        "TimeToFirstByte",
+        "claude_proxy_usage_queue_depth",
+        "claude_proxy_usage_events_dropped_total",
+        "claude_proxy_usage_events_dead_lettered_total",
+        "claude_proxy_in_flight_requests",
     } == set(found)
     assert found["CPUUtilization"][0]["namespace"] == "AWS/DocDB"
     assert found["MemoryUtilization"][0]["namespace"] == "AWS/ECS"
@@ -53,7 +60,7 @@ def test_fallback_rate_comes_from_the_request_log(http_stack: ProgramRun) -> Non
     assert '$.provider = "bedrock"' in filters["BedrockFallbacks"]["pattern"]
     assert '$.provider = "anthropic"' in filters["ProxiedRequests"]["pattern"]
     assert {f["logGroupName"] for f in filters.values()} == {"/ecs/claude-code-proxy-test"}
-    (rate,) = alarms_by_metric(http_stack)["expression"]
+    (rate,) = [a for a in alarms_by_metric(http_stack)["expression"] if "Bedrock" in a["alarmDescription"]]
     expression = next(q for q in rate["metricQueries"] if q.get("returnData"))
     assert "fallbacks / requests" in expression["expression"]
     assert rate["threshold"] == 20
@@ -72,3 +79,52 @@ def test_connection_threshold_follows_instance_size() -> None:
     assert docdb_connection_alarm_threshold("db.t4g.medium") == 400
     assert docdb_connection_alarm_threshold("db.r6g.2xlarge") == 5440
     assert docdb_connection_alarm_threshold("db.r6g.16xlarge") == 24000
+
+
+def by_name(stack: ProgramRun, suffix: str) -> dict:
+    return stack.named(f"alarms-{suffix}", ALARM).inputs
+
+
+def test_zero_healthy_targets_alarms_even_without_data(http_stack: ProgramRun) -> None:
+    alarm = by_name(http_stack, "no-healthy-targets")
+    assert (alarm["metricName"], alarm["statistic"]) == ("HealthyHostCount", "Minimum")
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["treatMissingData"] == "breaching"
+    assert alarm["dimensions"] == {"LoadBalancer": "app/edge-alb/abc123", "TargetGroup": "targetgroup/edge-tg/def456"}
+
+
+def test_upstream_5xx_share_is_server_error_fallbacks_over_requests(http_stack: ProgramRun) -> None:
+    alarm = by_name(http_stack, "upstream-5xx-share")
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    reasons = {q["metric"]["dimensions"]["reason"] for q in queries.values() if "metric" in q and q["id"] != "requests"}
+    assert reasons == {"overloaded", "server_error_500", "server_error_502", "server_error_503", "server_error_504"}
+    assert queries["requests"]["metric"]["metricName"] == m.REQUESTS
+    assert all(q["metric"]["namespace"] == m.METRIC_NAMESPACE for q in queries.values() if "metric" in q)
+    assert all(q["metric"]["dimensions"]["ClusterName"] == "claude-code-proxy-test" for q in queries.values() if "metric" in q)
+    share = queries["share"]
+    assert share["returnData"] and "/ requests" in share["expression"] and alarm["threshold"] == 10
+
+
+def test_usage_pipeline_alarms(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+    depth = by_name(http_stack, "usage-queue-depth")
+    assert (depth["statistic"], depth["threshold"]) == ("Maximum", 1000)
+    for key in ("usage-dead-lettered", "usage-dropped"):
+        alarm = by_name(http_stack, key)
+        assert (alarm["statistic"], alarm["threshold"], alarm["comparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    silent = by_name(http_stack, "metrics-missing")
+    assert silent["treatMissingData"] == "breaching" and silent["statistic"] == "SampleCount"
+    tuned = run({**BASE_CONFIG, "usageQueueAlarmDepth": 50, "upstream5xxAlarmPercent": 25})
+    assert by_name(tuned, "usage-queue-depth")["threshold"] == 50
+    assert by_name(tuned, "upstream-5xx-share")["threshold"] == 25
+
+
+def test_ttft_p99_comes_from_each_requests_log_line(http_stack: ProgramRun) -> None:
+    filters = {
+        f.inputs["metricTransformation"]["name"]: f.inputs
+        for f in http_stack.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    }
+    ttft = filters["TimeToFirstByte"]
+    assert ttft["metricTransformation"]["value"] == "$.ttft_ms" and "$.ttft_ms > 0" in ttft["pattern"]
+    alarm = by_name(http_stack, "ttft-p99")
+    assert (alarm["extendedStatistic"], alarm["threshold"]) == ("p99", 20000)
+    assert alarm["namespace"] == "ClaudeCodeProxy/claude-code-proxy-test"

@@ -88,17 +88,19 @@ def base_images(instructions: list[Instruction]) -> list[str]:
     return images
 
 
-def problems(text: str) -> list[str]:
-    """Every rule the Dockerfile breaks: multi-stage, pinned slim Python 3.11 base, non-root final
-    USER, HEALTHCHECK without curl, no secret-looking ENV/ARG with a value."""
+def problems(text: str) -> list[str]:  # noqa: C901 - a flat list of independent rules
+    """Every rule the Dockerfile breaks: multi-stage, slim Python 3.11 base pinned by tag *and* digest,
+    non-root final USER, HEALTHCHECK without curl, no secret-looking ENV/ARG with a value, and these
+    hadolint rules: DL3020 (ADD only for URLs), DL3025 (JSON-form CMD), DL4006 (pipefail before a
+    pipe), DL3042 (no pip cache), DL3007 (no ``latest``)."""
     instructions = parse(text)
     found: list[str] = []
     groups = stages(instructions)
     if len(groups) < 3:
         found.append("not multi-stage")
     for image in base_images(instructions):
-        if not re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[a-f0-9]{64})?", image):
-            found.append(f"base image {image} is not a pinned python:3.11.<patch>-slim tag")
+        if not re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?@sha256:[a-f0-9]{64}", image):
+            found.append(f"base image {image} is not a python:3.11.<patch>-slim tag pinned by @sha256 digest")
     final = groups[-1]
     users = [ins.args for ins in final if ins.keyword == "USER"]
     if not users or users[-1].split(":")[0] in ("root", "0"):
@@ -108,6 +110,27 @@ def problems(text: str) -> list[str]:
         found.append("no HEALTHCHECK in the final stage")
     elif "curl" in checks[-1] or "/health" not in checks[-1]:
         found.append("HEALTHCHECK must probe /health without curl")
+    for stage in groups[1:]:
+        shell_pipefail = False
+        no_pip_cache = False
+        for ins in stage:
+            if ins.keyword == "SHELL" and "pipefail" in ins.args:
+                shell_pipefail = True
+            if ins.keyword == "ENV" and key_values(ins.args).get("PIP_NO_CACHE_DIR") in ("1", "true", "on"):
+                no_pip_cache = True
+            if ins.keyword == "RUN" and "|" in ins.args.replace("||", "") and not shell_pipefail:
+                found.append("DL4006: RUN with a pipe but no SHELL with -o pipefail")
+            if ins.keyword == "RUN" and "pip install" in ins.args and not (no_pip_cache or "--no-cache-dir" in ins.args):
+                found.append("DL3042: pip install keeps its cache")
+    for ins in instructions:
+        if ins.keyword == "ADD":
+            sources = [w for w in ins.args.split() if not w.startswith("--")][:-1]
+            if not all(re.match(r"https://", src) for src in sources):
+                found.append("DL3020: ADD for a local file (use COPY)")
+        if ins.keyword in ("CMD", "ENTRYPOINT") and not ins.args.startswith("["):
+            found.append(f"DL3025: {ins.keyword} is not in JSON (exec) form")
+        if ins.keyword == "FROM" and re.search(r":latest\b", ins.args):
+            found.append("DL3007: FROM uses latest")
     for ins in instructions:
         if ins.keyword in ("ENV", "ARG"):
             for name, value in key_values(ins.args).items():
@@ -125,7 +148,8 @@ def test_dockerfile_passes_every_rule(dockerfile: str) -> None:
     assert problems(dockerfile) == []
 
 
-TWO = "FROM python:3.11.9-slim AS b\nFROM python:3.11.9-slim\n"  # two pinned stages
+PIN = "@sha256:" + "a" * 64
+TWO = f"FROM python:3.11.9-slim{PIN} AS b\nFROM python:3.11.9-slim{PIN}\n"  # two pinned stages
 CHECK = "HEALTHCHECK CMD x /health\n"
 
 
@@ -133,12 +157,17 @@ CHECK = "HEALTHCHECK CMD x /health\n"
     ("bad", "rule"),
     [
         ("FROM python:latest\nUSER app\n" + CHECK, "not multi-stage"),
-        ("FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER 1\n" + CHECK, "is not a pinned"),
+        ("FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER 1\n" + CHECK, "is not a python"),
+        ("FROM python:3.11.9-slim AS b\nFROM python:3.11.9-slim\nUSER 1\n" + CHECK, "pinned by @sha256"),
+        (TWO + "USER 1\nADD app /srv/app\n" + CHECK, "DL3020"),
+        (TWO + "USER 1\nCMD claude-code-proxy serve\n" + CHECK, "DL3025"),
+        (TWO + "USER 1\nRUN curl -s x | sh\n" + CHECK, "DL4006"),
+        (TWO + "USER 1\nRUN pip install x\n" + CHECK, "DL3042"),
         (TWO + "USER root\n" + CHECK, "non-root USER"),
         (TWO + CHECK, "non-root USER"),
         (TWO + "USER 10\n", "no HEALTHCHECK"),
         (TWO + "USER 10\nHEALTHCHECK CMD curl -f localhost/health\n", "without curl"),
-        ("FROM python:3.11.9-slim AS b\nENV API_KEY=abc\nFROM python:3.11.9-slim\nUSER 1\n" + CHECK, "ENV API_KEY"),
+        (f"FROM python:3.11.9-slim{PIN} AS b\nENV API_KEY=abc\nFROM python:3.11.9-slim{PIN}\nUSER 1\n" + CHECK, "ENV API_KEY"),
         ("ARG DB_PASSWORD=hunter2\n" + TWO + "USER 1\n" + CHECK, "ARG DB_PASSWORD"),
         (TWO + "USER 1\nENV SECRET_TOKEN \\\n  s3cr3t\n" + CHECK, "ENV SECRET_TOKEN"),
     ],
@@ -173,6 +202,41 @@ def test_ca_bundle_is_baked_in_at_the_url_the_connection_string_names(dockerfile
     assert ["https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem", CA_BUNDLE_PATH] in [
         [w for w in words if not w.startswith("--")] for words in adds
     ]
+    final = stages(parse(dockerfile))[-1]
+    assert any(ins.keyword == "COPY" and "/srv/certs" in ins.args for ins in final)
+
+
+def test_ca_bundle_is_checked_with_sha256sum_before_use(dockerfile: str) -> None:
+    build = next(stage for stage in stages(parse(dockerfile))[1:] if any(i.keyword == "ADD" for i in stage))
+    keywords = [i.keyword for i in build]
+    add_at = keywords.index("ADD")
+    check = next(i for i in build[add_at:] if i.keyword == "RUN")
+    assert "sha256sum -c" in check.args and CA_BUNDLE_PATH in check.args and "RDS_CA_BUNDLE_SHA256" in check.args
+    assert "RDS_CA_BUNDLE_SHA256" in key_values(next(i.args for i in build[:add_at] if i.keyword == "ARG"))
+
+
+def rds_ca_bundle_pin(dockerfile: str) -> str | None:
+    for ins in parse(dockerfile):
+        if ins.keyword == "ARG" and "RDS_CA_BUNDLE_SHA256" in key_values(ins.args):
+            return key_values(ins.args)["RDS_CA_BUNDLE_SHA256"]
+    return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the SHA-256 of global-bundle.pem could not be computed offline; pin it (docs/deploy.md) and drop this mark",
+)
+def test_ca_bundle_checksum_is_pinned(dockerfile: str) -> None:
+    assert re.fullmatch(r"[a-f0-9]{64}", rds_ca_bundle_pin(dockerfile) or "")
+
+
+def test_no_stack_specific_build_argument(dockerfile: str, http_stack) -> None:  # noqa: ANN001
+    """One image for every stack: only the base image and the CA pin are build args, with defaults,
+    and the program passes none (a stack-specific value would make dev and prod images differ)."""
+    args = {k: v for ins in parse(dockerfile) if ins.keyword == "ARG" for k, v in key_values(ins.args).items()}
+    assert set(args) == {"PYTHON_IMAGE", "RDS_CA_BUNDLE_SHA256"}
+    build = http_stack.one("docker-build:index:Image").inputs
+    assert not build.get("buildArgs")
 
 
 def test_app_and_templates_land_side_by_side_in_srv(dockerfile: str) -> None:
@@ -187,8 +251,8 @@ def test_server_trusts_proxy_headers_and_drains_on_shutdown(dockerfile: str) -> 
     for flag in ("--proxy-headers", "--forwarded-allow-ips", "--timeout-graceful-shutdown", f"--port {CONTAINER_PORT}"):
         assert flag in cmd
     assert "exec claude-code-proxy serve" in cmd
-    args = {k for ins in final if ins.keyword == "ARG" for k in key_values(ins.args)}
-    assert {"FORWARDED_ALLOW_IPS", "GRACEFUL_SHUTDOWN_S"} <= args
+    env = {k: v for ins in final if ins.keyword == "ENV" for k, v in key_values(ins.args).items()}
+    assert {"FORWARDED_ALLOW_IPS", "GRACEFUL_SHUTDOWN_S"} <= set(env)
     assert [ins.args for ins in final if ins.keyword == "EXPOSE"] == [str(CONTAINER_PORT)]
 
 

@@ -11,7 +11,7 @@ from tests.infra.harness import BASE_CONFIG, ProgramRun
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 BEDROCK = {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"}
-KMS = {"kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"}
+KMS = {"kms:GenerateDataKey", "kms:Decrypt"}  # no kms:Encrypt: envelope.py never calls it
 
 
 def policy(stack: ProgramRun, name: str) -> dict:
@@ -79,7 +79,9 @@ def test_execution_role_reads_only_the_injected_secrets(https_stack: ProgramRun)
     injected = {
         secret_arn_of(s["valueFrom"]) for c in https_stack.containers().values() for s in c["secrets"]
     }
-    assert len(injected) == 5  # secret key, admin password, metrics token, app user, master user
+    # secret key, admin password, metrics token, app user, master user (db-init), and the metrics
+    # agent's scrape config (it holds the token)
+    assert len(injected) == 6
     assert resources_of(doc, ["secretsmanager:GetSecretValue"]) == injected
     data_key = https_stack.named("keys-data", "aws:kms/key:Key")
     assert resources_of(doc, ["kms:Decrypt"]) == {f"arn:aws:kms:us-east-1:123456789012:key/{data_key.name}-key-id"}

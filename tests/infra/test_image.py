@@ -60,7 +60,7 @@ def test_build_args_and_platform_count(tmp_path: Path) -> None:
     make_tree(tmp_path)
     before = source_tag(tmp_path)
     assert source_tag(tmp_path, build_args={"PYTHON_IMAGE": "python:3.12-slim"}) != before
-    assert source_tag(tmp_path, platform="linux/arm64") != before
+    assert source_tag(tmp_path, platform="linux/amd64") != before  # the default is linux/arm64
 
 
 def test_the_repository_context_is_what_the_dockerfile_copies() -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
+from app.crypto.envelope import bedrock_key_context
 from infra.bedrock_access import bedrock_statements
 from infra.policies import (
+    APP_KEY_CONTEXT_KEYS,
+    APP_KEY_CONTEXT_PURPOSE,
     actions_of,
     data_key_policy,
     ecr_repository_arn,
     ecs_tasks_trust_policy,
+    envelope_encryption_statement,
     execution_role_policy,
     resources_of,
     task_role_policy,
@@ -25,7 +31,6 @@ def test_task_role_policy_is_bedrock_and_app_key_only() -> None:
         "bedrock:CountTokens",
         "kms:GenerateDataKey",
         "kms:Decrypt",
-        "kms:Encrypt",
     }
     assert resources_of(doc, ["kms:Decrypt"]) == {"arn:aws:kms:us-east-1:123456789012:key/app"}
     assert doc["Statement"][: len(bedrock)] == bedrock
@@ -85,3 +90,21 @@ def test_ecr_repository_arn_from_image_uri() -> None:
         "arn:aws:ecr:eu-west-1:123456789012:repository/proxy"
     )
     assert ecr_repository_arn("ghcr.io/example/proxy:1.0", "aws") is None
+
+
+def test_app_key_use_requires_the_apps_own_encryption_context() -> None:
+    statement = envelope_encryption_statement("arn:aws:kms:us-east-1:123456789012:key/app")
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]  # never kms:Encrypt
+    context = bedrock_key_context("ak_123")  # what app/crypto/envelope.py sends to KMS
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"kms:EncryptionContext:purpose": context["purpose"]}
+    assert set(condition["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"]) == set(context)
+    assert condition["Null"] == {"kms:EncryptionContext:access_key_id": "false"}
+    assert (APP_KEY_CONTEXT_PURPOSE, set(APP_KEY_CONTEXT_KEYS)) == (context["purpose"], set(context))
+
+
+def test_the_deployed_task_role_carries_the_context_condition(http_stack) -> None:  # noqa: ANN001
+    doc = json.loads(http_stack.named("roles-task", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    (kms,) = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
+    assert "kms:Encrypt" not in kms["Action"]
+    assert kms["Condition"]["StringEquals"] == {"kms:EncryptionContext:purpose": "bedrock-api-key"}

@@ -41,10 +41,10 @@ def test_program_requirements_are_pinned_to_the_lock() -> None:
 
 
 def config_keys_read_by_the_program() -> set[str]:
-    source = (INFRA / "stack_config.py").read_text()
+    source = (INFRA / "stack_config.py").read_text() + (INFRA / "ops_config.py").read_text()
     keys = set(re.findall(r'cfg\.get(?:_secret|_object)?\("(\w+)"\)', source))
     keys |= set(re.findall(r'config\.get_object\("(\w+)"\)', source))
-    keys |= set(re.findall(r'_(?:int|strings)\(cfg, "(\w+)"', source))
+    keys |= set(re.findall(r'_(?:int|strings|bool)\(\s*cfg, "(\w+)"', source))
     return keys | {"aws:region"}
 
 
@@ -74,7 +74,7 @@ def components() -> list[tuple[Path, ast.ClassDef]]:
 
 def test_one_component_per_module_with_a_project_type_token_and_real_outputs() -> None:
     found = components()
-    assert len(found) == 9
+    assert len(found) == 15
     assert len({path for path, _ in found}) == len(found), "two components share a module"
     for path, cls in found:
         init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")

@@ -150,23 +150,6 @@ def test_cluster_has_container_insights(http_stack: ProgramRun) -> None:
     assert {"name": "containerInsights", "value": "enabled"} in settings
 
 
-def test_autoscaling_on_cpu_and_requests_per_target(run) -> None:  # noqa: ANN001
-    stack = run({**BASE_CONFIG, "minCount": 3, "desiredCount": 3, "maxCount": 9})
-    target = stack.one("aws:appautoscaling/target:Target").inputs
-    assert (target["minCapacity"], target["maxCapacity"]) == (3, 9)
-    metrics = {
-        p.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"][
-            "predefinedMetricType"
-        ]: p.inputs
-        for p in stack.of_type("aws:appautoscaling/policy:Policy")
-    }
-    assert set(metrics) == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
-    label = metrics["ALBRequestCountPerTarget"]["targetTrackingScalingPolicyConfiguration"][
-        "predefinedMetricSpecification"
-    ]["resourceLabel"]
-    assert label == "app/edge-alb/abc123/targetgroup/edge-tg/def456"
-
-
 def test_ecr_repository_is_scanned_and_immutable(http_stack: ProgramRun) -> None:
     repo = http_stack.one("aws:ecr/repository:Repository").inputs
     assert repo["imageTagMutability"] == "IMMUTABLE"
@@ -176,7 +159,7 @@ def test_ecr_repository_is_scanned_and_immutable(http_stack: ProgramRun) -> None
 def test_image_built_from_the_dockerfile_when_no_uri_is_given(http_stack: ProgramRun) -> None:
     build = http_stack.one("docker-build:index:Image").inputs
     assert build["dockerfile"]["location"].endswith("/Dockerfile")
-    assert build["push"] is True and build["platforms"] == ["linux/amd64"]
+    assert build["push"] is True and build["platforms"] == ["linux/arm64"]  # Graviton by default
     (tag,) = build["tags"]
     assert tag.startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/image-repo:")
     assert http_stack.task_container()["image"].endswith("@sha256:" + "0" * 64)

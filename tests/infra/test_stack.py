@@ -54,7 +54,7 @@ def test_every_resource_sits_in_a_claude_proxy_component(http_stack: ProgramRun)
                 f"{resource.typ} {resource.name} has no component parent"
             )
     tokens = {r.typ for r in http_stack.resources if r.typ.startswith("claude-proxy:")}
-    assert len(tokens) == 9
+    assert len(tokens) == 13  # the WAF and flow logs are off by default
     assert all(len(t.split(":")) == 3 for t in tokens)
 
 
@@ -127,7 +127,8 @@ def physical_names(stack: ProgramRun) -> set[tuple[str, str]]:
 
 
 def test_two_stacks_in_one_account_share_no_physical_name() -> None:
-    config = {**dev_config(), "deletionProtection": "false"}
+    # every optional named resource on: WAF web ACL, flow-log group, access-log bucket
+    config = {**dev_config(), "deletionProtection": "false", "waf": "true", "vpcFlowLogs": "true"}
     dev, prod = run_program(config, stack="dev"), run_program(config, stack="prod")
     dev_names, prod_names = physical_names(dev), physical_names(prod)
     assert ("aws:kms/alias:Alias", "alias/claude-code-proxy-dev-app") in dev_names
