@@ -172,10 +172,12 @@ def test_db_init_without_the_app_user_settings_exits_2(fake_mongo: type[FakeClie
 
 
 def test_serve_uses_the_keepalive_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+    from app.proxy.drain import DrainingServer
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    # Never bind a socket: capture the uvicorn config the CLI built and return.
+    monkeypatch.setattr(DrainingServer, "run",
+                        lambda self, sockets=None: seen.update(timeout_keep_alive=self.config.timeout_keep_alive))
     monkeypatch.chdir("/")
     result = CliRunner().invoke(cli.main, ["serve"], env={"PROXY_KEEPALIVE_TIMEOUT_S": "905"})
     assert result.exit_code == 0, result.output
