@@ -81,7 +81,7 @@ class AdminAuth:
         self.token_ttl_s = token_ttl_s
         self._hash_slots = asyncio.Semaphore(hash_concurrency)
         self._limit = failures_per_minute
-        self._clock = clock
+        self.clock = clock
         self._session_cache: TTLCache[str, bool] = TTLCache(maxsize=4096, ttl=SESSION_CACHE_TTL_S)
         self.logins_ok = self.logins_failed = self.logins_refused = 0
 
@@ -99,7 +99,7 @@ class AdminAuth:
 
     async def login(self, username: str, password: str, client_ip: str, *, kind: str = "token") -> AdminLogin:
         """A new session; raises RateLimited (before any check), AuthenticationFailed, ServiceUnavailable."""
-        now = self._clock()
+        now = self.clock()
         window = int(now // WINDOW_S)
         expires_at = datetime.fromtimestamp((window + 2) * WINDOW_S, UTC)
         scopes = (("user", username[:256]), ("ip", client_ip))

@@ -36,6 +36,9 @@ async def replicas(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[httpx.
         for _ in range(2):
             app = create_app(make_settings("http://127.0.0.1:9"))
             await stack.enter_async_context(app.router.lifespan_context(app))
+            # One fixed instant, mid-window: the one-minute login windows must not roll over while
+            # 60 attempts run on a loaded machine.
+            app.state.services.admin_auth.clock = lambda: 1_800_000_030.0
             clients.append(await stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")))
         yield clients

@@ -214,7 +214,10 @@ async def test_no_store_round_trip_per_request_in_steady_state(monkeypatch: pyte
         statuses = await asyncio.gather(*(send(proxy, key, n) for n in range(CONCURRENCY)))
         assert {r.status_code for r in statuses} == {200}
         print(f"\nquota store writes for {CONCURRENCY} requests with 3 limits: {faults.writes}")
-        assert faults.writes <= 3 * 2  # a first slice per counter (day/month: plus creation)
+        # A first slice per counter (day/month: plus creation), plus the background sync's reports
+        # (about one per counter per second of test time on a slow machine). A store round trip
+        # per request would be >= CONCURRENCY writes.
+        assert faults.writes <= 3 * 2 + 3 * 4
 
 
 def test_the_price_table_prices_the_fake_model() -> None:
