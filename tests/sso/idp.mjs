@@ -19,6 +19,7 @@ const ACCOUNTS = {
   alice: { email: 'alice@example.com', name: 'Alice Admin', groups: ['proxy-admins', 'engineering'] },
   bob: { email: 'bob@example.com', name: 'Bob Developer', groups: ['engineering'] },
   carol: { email: 'carol@example.com', name: 'Carol Contractor', groups: [] },
+  dave: { email: 'dave@example.com', name: 'Dave Leaver', groups: ['engineering'] },
 };
 const disabled = new Set();
 const CLIENT = {
