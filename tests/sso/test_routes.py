@@ -129,3 +129,19 @@ def test_a_person_disabled_at_the_idp_cannot_sign_in_again(sso_proxy: SsoProxy) 
     # The IdP stops the flow on its side: the proxy's callback is never reached.
     assert all(r.url.path != "/auth/oidc/callback" for r in [*response.history, response])
     assert str(response.url).startswith(sso_proxy.idp.issuer)
+
+
+def test_with_the_break_glass_account_disabled_the_password_is_refused(sso_proxy: SsoProxy) -> None:
+    from app.main import create_app
+    from tests.conftest import ADMIN_PASSWORD
+    from tests.sso.conftest import free_port, sso_settings
+    from tests.support.servers import serve_in_thread
+
+    port = free_port()
+    settings = sso_settings(sso_proxy.fake.url, f"http://127.0.0.1:{port}", sso_proxy.idp.issuer,
+                            oidc_local_admin_enabled=False)
+    with serve_in_thread(create_app(settings), port=port) as url, httpx.Client(base_url=url, timeout=30) as client:
+        page = client.get("/ui/login")
+        assert "Sign in with single sign-on" in page.text and 'action="/ui/login"' not in page.text
+        response = client.post("/admin/auth/login", auth=("admin", ADMIN_PASSWORD))
+        assert response.status_code == 401 and "PROXY_OIDC_LOCAL_ADMIN_ENABLED" in response.text
