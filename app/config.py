@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # IdP group -> proxy group(s), JSON: {"eng-all": "engineering", "ml": ["engineering", "research"]}.
     # Empty: proxy groups = IdP groups. Set: only mapped groups, unmapped IdP groups are dropped.
     oidc_group_map: dict[str, str | list[str]] = Field(default_factory=dict)
+    # Comma-separated e-mail domains allowed to sign in (empty: whoever the IdP lets through). Set
+    # it for IdPs that do not restrict the app to assigned people (Google outside "Internal" apps).
+    oidc_allowed_email_domains: str = ""
     oidc_local_admin_enabled: bool = True  # break-glass admin password (false: SSO only)
     oidc_session_idle_timeout_s: int = Field(1800, gt=0)  # SSO sessions end after this long unused
     oidc_http_timeout_s: float = Field(10.0, gt=0)  # discovery, JWKS, token and userinfo calls

@@ -7,7 +7,8 @@ to a user an admin already created with the same e-mail when the IdP says the e-
 (``email_verified: true``) and exactly one such unlinked user exists; otherwise it creates a user
 (audited ``user.create`` with the person as actor). E-mails are unique among identities. Each
 sign-in stores the IdP groups (``idp_groups``) and the mapped proxy ``groups`` on the user.
-A user whose ``status`` is not ``active`` is refused. Every sign-in is audited (``sso.login``).
+A user whose ``status`` is not ``active`` is refused, and so is an e-mail outside
+``oidc_allowed_email_domains`` when that is set. Every sign-in is audited (``sso.login``).
 Errors: :class:`SignInRefused` (message for the page), ServiceUnavailable when the store fails.
 """
 
@@ -82,6 +83,10 @@ class SsoService:
             raise SignInRefused(f"Sign-in failed: {exc}.", status_code=502) from None
         identity = identity_from_claims(claims, issuer=self.client.issuer, groups_claim=self.settings.oidc_groups_claim,
                                         admin_groups=self.admin_groups, group_map=self.settings.oidc_group_map)
+        domains = parse_group_list(self.settings.oidc_allowed_email_domains.lower())
+        if domains and identity.email.rsplit("@", 1)[-1].lower() not in domains:
+            raise SignInRefused(f"{identity.email} may not sign in here (allowed e-mail domains: "
+                                f"{', '.join(sorted(domains))}).")
         actor = Actor(username=identity.actor, ip=ip)
         try:
             user = await self._user_for(identity, actor)

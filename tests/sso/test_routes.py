@@ -145,3 +145,15 @@ def test_with_the_break_glass_account_disabled_the_password_is_refused(sso_proxy
         assert "Sign in with single sign-on" in page.text and 'action="/ui/login"' not in page.text
         response = client.post("/admin/auth/login", auth=("admin", ADMIN_PASSWORD))
         assert response.status_code == 401 and "PROXY_OIDC_LOCAL_ADMIN_ENABLED" in response.text
+
+
+def test_an_email_domain_outside_the_allowed_ones_is_refused(sso_proxy: SsoProxy) -> None:
+    settings = sso_proxy.services.settings
+    settings.oidc_allowed_email_domains = "corp.example.org, Example.NET"
+    try:
+        with httpx.Client(base_url=sso_proxy.url, timeout=30) as client:
+            response = sign_in(client, "carol")
+            assert response.status_code == 403 and "allowed e-mail domains: corp.example.org, example.net" in response.text
+            assert "ccp_me" not in client.cookies
+    finally:
+        settings.oidc_allowed_email_domains = ""
