@@ -116,6 +116,30 @@ class Settings(BaseSettings):
     bedrock_max_connections: int = Field(1000, gt=0)
     bedrock_pool_timeout_s: float = Field(10.0, gt=0)  # wait for a free one, then 503 overloaded_error
 
+    # --- single sign-on (issue 17, branch sso: app/sso/, docs/sso.md) --------------------------
+    # OIDC authorization code + PKCE. Unset issuer: no SSO (the local admin password only).
+    # Needs public_base_url: the one redirect URI is {public_base_url}/auth/oidc/callback.
+    oidc_issuer: str | None = None  # discovery at {issuer}/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"  # ID token (or userinfo) claim with the person's IdP groups
+    oidc_admin_groups: str = ""  # comma-separated IdP groups whose members are dashboard admins
+    # IdP group -> proxy group(s), JSON: {"eng-all": "engineering", "ml": ["engineering", "research"]}.
+    # Empty: proxy groups = IdP groups. Set: only mapped groups, unmapped IdP groups are dropped.
+    oidc_group_map: dict[str, str | list[str]] = Field(default_factory=dict)
+    # Comma-separated e-mail domains allowed to sign in (empty: whoever the IdP lets through). Set
+    # it for IdPs that do not restrict the app to assigned people (Google outside "Internal" apps).
+    oidc_allowed_email_domains: str = ""
+    oidc_local_admin_enabled: bool = True  # break-glass admin password (false: SSO only)
+    oidc_session_idle_timeout_s: int = Field(1800, gt=0)  # SSO sessions end after this long unused
+    oidc_http_timeout_s: float = Field(10.0, gt=0)  # discovery, JWKS, token and userinfo calls
+    oidc_jwks_cache_ttl_s: float = Field(3600.0, ge=0)  # signing keys kept; an unknown kid refetches
+    oidc_jwks_min_refetch_s: float = Field(10.0, ge=0)  # at most one unknown-kid refetch this often
+    oidc_clock_leeway_s: int = Field(60, ge=0, le=300)  # for exp / iat / nbf
+    self_service_enabled: bool = True  # /me: developers create, rotate and revoke their own keys
+    self_service_max_keys: int = Field(3, ge=0)  # active keys per user that /me may hold
+
     # --- operations -------------------------------------------------------------------------
     log_level: str = "INFO"
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: /metrics only from loopback

@@ -32,6 +32,9 @@ from app.proxy.forward import FallbackOptions, Forwarder
 from app.proxy.responses import error_response
 from app.proxy.routes import router as proxy_router
 from app.services import Services
+from app.sso import build_sso
+from app.sso.me import router as me_router
+from app.sso.routes import router as sso_router
 from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
@@ -153,6 +156,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
                                 profile_prefix=settings.bedrock_inference_profile_prefix,
                                 known_models=tuple(MODELS)))
+    services.sso = await build_sso(settings, services)  # single sign-on (app/sso); None without PROXY_OIDC_ISSUER
     watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
@@ -195,6 +199,8 @@ async def close_services(services: Services) -> None:
         await services.bedrock_runtime.aclose()
     if services.cipher is not None:
         await services.cipher.aclose()
+    if services.sso is not None:
+        await services.sso.aclose()
     services.store.close()
 
 
@@ -227,6 +233,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(usage_router)
     app.include_router(ui_router)
+    app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
+    app.include_router(me_router)  # /me: developer self-service
     app.add_middleware(InFlightMiddleware, metrics=metrics)
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
     app.state.drain = drain

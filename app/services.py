@@ -46,3 +46,4 @@ class Services:
     bedrock_runtime: Any = None  # app.bedrock.client.BedrockRuntime
     cipher: Any = None  # app.crypto.envelope.Cipher (Bedrock API keys)
     model_map: ModelMapAdmin | None = None
+    sso: Any = None  # app.sso.service.SsoService when PROXY_OIDC_ISSUER is set (single sign-on)

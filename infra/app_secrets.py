@@ -1,6 +1,6 @@
 """App secrets in Secrets Manager: ``PROXY_SECRET_KEY`` (generated), ``PROXY_ADMIN_PASSWORD``
 (from ``pulumi config set --secret adminPassword`` or generated) and, if configured,
-``PROXY_METRICS_TOKEN``. All encrypted with the data key; ECS injects them by ``valueFrom``.
+``PROXY_METRICS_TOKEN`` and ``PROXY_OIDC_CLIENT_SECRET`` (``oidcClientSecret``, single sign-on). All encrypted with the data key; ECS injects them by ``valueFrom``.
 
 The module is not called ``secrets.py``: ``main: infra/`` puts this folder on ``sys.path`` when Pulumi
 runs the program, where that name would shadow the standard library's ``secrets``.
@@ -28,6 +28,7 @@ class AppSecretsArgs:
     metrics_token: pulumi.Output[str] | None
     recovery_window_days: int
     protect: bool = True
+    oidc_client_secret: pulumi.Output[str] | None = None  # PROXY_OIDC_CLIENT_SECRET (single sign-on)
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -72,6 +73,10 @@ class AppSecrets(pulumi.ComponentResource):
                 "metrics-token", "claude-code-proxy /metrics bearer token", args.metrics_token
             ).arn
 
+        if args.oidc_client_secret is not None:
+            env["PROXY_OIDC_CLIENT_SECRET"] = stored(
+                "oidc-client-secret", "claude-code-proxy single sign-on OIDC client secret", args.oidc_client_secret
+            ).arn
         self.env_secret_arns = env
         self.admin_password_secret_arn = admin.arn
         self.register_outputs({"env_secret_arns": env, "admin_password_secret_arn": self.admin_password_secret_arn})

@@ -107,6 +107,7 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
             metrics_token=secrets.metrics_token,
             recovery_window_days=recovery_window_days,
             protect=protect,
+            oidc_client_secret=secrets.oidc_client_secret if config.sso is not None else None,
         ),
     )
     database = Database(
@@ -270,6 +271,9 @@ def build_stack(config: StackConfig, secrets: StackSecrets) -> dict[str, pulumi.
         # Secure cookies need HTTPS; on the plain-HTTP fallback the dashboard login would never stick.
         "PROXY_COOKIE_SECURE": "true" if config.https else "false",
     }
+    if config.sso is not None:  # single sign-on (app/sso; docs/sso.md); secret via PROXY_OIDC_CLIENT_SECRET
+        environment.update({"PROXY_OIDC_ISSUER": config.sso.issuer, "PROXY_OIDC_CLIENT_ID": config.sso.client_id,
+                            "PROXY_OIDC_ADMIN_GROUPS": config.sso.admin_groups})
     service = Service(
         "service",
         ServiceArgs(

@@ -42,6 +42,16 @@ REMOVED_KEYS = {
 
 
 @dataclass(frozen=True)
+class SsoConfig:
+    """The app's own OIDC sign-in (config ``oidcIssuer``, ``oidcClientId``, ``oidcAdminGroups``; the
+    client secret is the secret ``oidcClientSecret``). Not the ALB gate ``adminOidc`` below."""
+
+    issuer: str
+    client_id: str
+    admin_groups: str = ""
+
+
+@dataclass(frozen=True)
 class OidcConfig:
     """ALB ``authenticate-oidc`` in front of the admin paths (config ``adminOidc``). Endpoints are
     https URLs of the identity provider; ``client_secret_arn`` names a Secrets Manager secret whose
@@ -114,6 +124,8 @@ class StackConfig:
     final_snapshot: bool = True
     # --- edge extras, metrics, alarms on app metrics, autoscaling, CPU architecture (ops_config.py) ---
     ops: OpsConfig = OpsConfig()
+    # --- single sign-on in the app (issue 17, app/sso; docs/sso.md): PROXY_OIDC_* on the task ---
+    sso: SsoConfig | None = None
 
     @property
     def https(self) -> bool:
@@ -247,6 +259,17 @@ def _oidc(config: pulumi.Config) -> OidcConfig | None:
         raise ConfigError(["adminOidc.sessionTimeoutS must be an integer (seconds)"]) from None
 
 
+def _sso(config: pulumi.Config) -> SsoConfig | None:
+    issuer, client_id = config.get("oidcIssuer") or None, config.get("oidcClientId") or None
+    if issuer is None and client_id is None:
+        return None
+    if issuer is None or client_id is None:
+        raise ConfigError(["oidcIssuer and oidcClientId are set together (single sign-on)"])
+    if not issuer.startswith("https://"):
+        raise ConfigError(["oidcIssuer must be an https:// URL"])
+    return SsoConfig(issuer=issuer, client_id=client_id, admin_groups=config.get("oidcAdminGroups") or "")
+
+
 def load_config() -> StackConfig:
     """Read the stack's config (namespace ``claude-code-proxy`` plus ``aws:region``), validate it and
     return it. Raises :class:`ConfigError` on any problem. Secrets are read separately with
@@ -299,6 +322,7 @@ def load_config() -> StackConfig:
         deregistration_delay_s=_int(cfg, "deregistrationDelayS", defaults.deregistration_delay_s),
         admin_allowed_cidrs=_strings(cfg, "adminAllowedCidrs") or (),
         admin_oidc=_oidc(cfg),
+        sso=_sso(cfg),
         bedrock_region=cfg.get("bedrockRegion") or None,
         bedrock_inference_profile_prefix=cfg.get("bedrockInferenceProfilePrefix") or "us",
         bedrock_extra_model_ids=_strings(cfg, "bedrockExtraModelIds") or (),
@@ -318,11 +342,13 @@ class StackSecrets:
 
     admin_password: pulumi.Output[str] | None
     metrics_token: pulumi.Output[str] | None
+    oidc_client_secret: pulumi.Output[str] | None = None  # config secret oidcClientSecret (app/sso)
 
 
 def load_secrets() -> StackSecrets:
-    """Read ``adminPassword`` and ``metricsToken`` as secret Outputs (absent -> None)."""
+    """Read ``adminPassword``, ``metricsToken`` and ``oidcClientSecret`` as secret Outputs (absent -> None)."""
     import pulumi
 
     cfg = pulumi.Config(PROJECT)
-    return StackSecrets(admin_password=cfg.get_secret("adminPassword"), metrics_token=cfg.get_secret("metricsToken"))
+    return StackSecrets(admin_password=cfg.get_secret("adminPassword"), metrics_token=cfg.get_secret("metricsToken"),
+                        oidc_client_secret=cfg.get_secret("oidcClientSecret"))

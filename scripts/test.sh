@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh clone: installs what it needs, then runs pytest.
 #   Python deps: .venv from requirements.lock (app + dev + infra extras)
 #   Browser:     Debian's chromium (apt), for the dashboard's Playwright tests
-#   Node:        the pinned Claude Code CLI and htmx (npm ci), for the end-to-end tests
+#   Node:        the pinned Claude Code CLI, htmx and oidc-provider (npm ci), for the end-to-end and SSO tests
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k bedrock -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
 fi
 
-for dir in tests/e2e tests/ui; do
+for dir in tests/e2e tests/ui tests/sso; do
   if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi

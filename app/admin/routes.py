@@ -135,6 +135,17 @@ class ModelMapIn(BaseModel):
                                   description="Bedrock model id or inference profile id/ARN")
 
 
+class UserStatusIn(BaseModel):
+    status: str = Field(description="active | disabled")
+
+
+@router.put("/users/{user_id}/status")
+async def set_user_status(user_id: str, body: UserStatusIn, request: Request, services: ServicesDep,
+                          admin: AdminDep) -> dict[str, Any]:
+    """Disable (or enable again) a user: their keys and single sign-on sessions stop at once."""
+    return public_user(await services.admin.set_user_status(actor(request, admin), user_id, body.status))
+
+
 @router.patch("/users/{user_id}")
 async def patch_user(user_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
                      admin: AdminDep) -> dict[str, Any]:

@@ -61,6 +61,23 @@ class AdminService:
                                target_type="user", target_id=user["_id"], details={"name": name})
         return user
 
+    async def set_user_status(self, actor: Actor, user_id: str, status: str) -> UserDoc:
+        """``status`` "active" | "disabled". A disabled user's keys are refused (this replica at
+        once, others within ``key_cache_ttl_s``) and their SSO sessions end at their next request
+        (app/sso/sessions.py). Raises InvalidRequest (400), NotFound (404)."""
+        if status not in ("active", "disabled"):
+            raise InvalidRequest("status: must be active or disabled")
+        await self.get_user(user_id)
+        doc = await self.users.update(user_id, {"status": status})
+        if doc is None:
+            raise NotFound(f"user {user_id!r} not found")
+        for key in await self.keys.list_for_user(user_id, limit=100_000):
+            self._resolver.forget(key["key_hash"])
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="user.disable" if status == "disabled" else "user.enable",
+                               target_type="user", target_id=user_id,
+                               details={"status": status})
+        return doc
+
     async def get_user(self, user_id: str) -> UserDoc:
         user = await self.users.get(user_id)
         if user is None:
@@ -210,4 +227,5 @@ def public_key(doc: AccessKeyDoc) -> dict[str, Any]:
 
 def public_user(doc: UserDoc) -> dict[str, Any]:
     return {"id": doc["_id"], "name": doc.get("name"), "email": doc.get("email"), "status": doc.get("status"),
-            "created_at": doc.get("created_at"), "limits": doc.get("limits") or {}}
+            "created_at": doc.get("created_at"), "limits": doc.get("limits") or {},
+            "groups": doc.get("groups") or [], "idp_groups": doc.get("idp_groups") or []}

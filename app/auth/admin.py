@@ -84,6 +84,8 @@ class AdminAuth:
         self.clock = clock
         self._session_cache: TTLCache[str, bool] = TTLCache(maxsize=4096, ttl=SESSION_CACHE_TTL_S)
         self.logins_ok = self.logins_failed = self.logins_refused = 0
+        # False when single sign-on replaces the password (PROXY_OIDC_LOCAL_ADMIN_ENABLED=false, app/sso).
+        self.password_login_enabled = True
 
     async def ensure_account(self, password: str) -> None:
         """Store the argon2id hash of the configured password. When it changed (or is new), every
@@ -99,6 +101,9 @@ class AdminAuth:
 
     async def login(self, username: str, password: str, client_ip: str, *, kind: str = "token") -> AdminLogin:
         """A new session; raises RateLimited (before any check), AuthenticationFailed, ServiceUnavailable."""
+        if not self.password_login_enabled:
+            raise AuthenticationFailed("the local admin account is disabled (PROXY_OIDC_LOCAL_ADMIN_ENABLED=false); "
+                                       "sign in with single sign-on")
         now = self.clock()
         window = int(now // WINDOW_S)
         expires_at = datetime.fromtimestamp((window + 2) * WINDOW_S, UTC)

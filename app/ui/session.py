@@ -132,6 +132,13 @@ async def require_admin(request: Request) -> UiSession:
     when the store fails."""
     session = current_session(request)
     auth = request.app.state.services.admin_auth
+    sso = getattr(request.app.state.services, "sso", None)
+    if sso is not None and session.username and session.username.startswith("oidc:"):
+        # A single sign-on admin (app/sso): the session must be live and an admin's.
+        sso_session = await sso.sessions.check(session.session_id)
+        if sso_session is None or not sso_session.admin or sso_session.actor != session.username:
+            raise LoginRequired()
+        return session
     if session.username is None or session.username != auth.username or session.session_id is None:
         raise LoginRequired()
     if not await auth.session_active(session.session_id):

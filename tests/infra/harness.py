@@ -48,7 +48,8 @@ HTTPS_CONFIG: dict[str, Any] = {
     "metricsToken": CONFIG_METRICS_TOKEN,
     "alarmEmail": "ops@example.com",
 }
-SECRET_CONFIG_KEYS = ("adminPassword", "metricsToken")
+SECRET_CONFIG_KEYS = ("adminPassword", "metricsToken", "oidcClientSecret")
+SSO_CLIENT_SECRET = "sso-client-secret-Hq2"  # oidcClientSecret (the app's own single sign-on)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class ProgramRun:
             CONFIG_METRICS_TOKEN,
             ECR_TOKEN_PASSWORD,
             OIDC_CLIENT_SECRET,
+            SSO_CLIENT_SECRET,
         ]
 
     def containers(self) -> dict[str, dict[str, Any]]:

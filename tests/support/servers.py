@@ -23,15 +23,16 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, startup_timeout_s: float = 20.0, **config: Any) -> Iterator[str]:
+def serve_in_thread(app: Any, *, startup_timeout_s: float = 20.0, port: int = 0, **config: Any) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields the base URL ``http://127.0.0.1:<port>``.
 
+    ``port``: a fixed port instead (for apps that must know their own URL before they start).
     Runs the app's lifespan (startup and graceful shutdown). Raises ``RuntimeError`` if the
     server does not start within ``startup_timeout_s`` seconds.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config.setdefault("log_level", "warning")
     config.setdefault("lifespan", "on")
