@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 
 import click
 
+from app.commands import register as register_commands
+
 if TYPE_CHECKING:
     from app.config import Settings
 
 
 @click.group()
+@click.version_option(package_name="claude-code-proxy", prog_name="claude-code-proxy")
 def main() -> None:
-    """claude-code-proxy: Anthropic Messages API proxy with Amazon Bedrock fallback."""
+    """claude-code-proxy: Anthropic Messages API proxy with Amazon Bedrock fallback.
+
+    Operator commands (check-config, users, keys, admin, usage) work on the database of
+    PROXY_MONGODB_URL with the server's PROXY_SECRET_KEY; `COMMAND --help` for each."""
 
 
 @main.command()
@@ -79,6 +85,9 @@ def _wait_for_store(settings: Settings) -> None:
         click.echo(f"store error: {exc}", err=True)
         sys.exit(1)
 
+
+# Operator commands live in app/commands/ (one module per area).
+register_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

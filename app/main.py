@@ -32,6 +32,7 @@ from app.proxy.responses import error_response
 from app.proxy.routes import router as proxy_router
 from app.services import Services
 from app.store.access_keys import AccessKeyRepository
+from app.store.audit import INDEXES as AUDIT_INDEXES
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
@@ -67,7 +68,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
     store = open_store(url, settings.mongodb_database)
     try:
-        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES})
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **AUDIT_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     except STORE_ERRORS as exc:
         store.close()

@@ -21,6 +21,7 @@ from app.store.users import UserDoc, UserRepository
 from app.usage.quotas import merge_limits
 
 FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
+USER_STATUSES = ("active", "disabled")
 BEDROCK_KEY_MAX_CHARS = 4096
 
 
@@ -60,6 +61,20 @@ class AdminService:
         await self.audit.write(actor=actor.username, ip=actor.ip, action="user.create",
                                target_type="user", target_id=user["_id"], details={"name": name})
         return user
+
+    async def set_user_status(self, actor: Actor, user_id: str, status: str) -> UserDoc:
+        """``status`` "active" | "disabled". A disabled user's keys are refused (401) at once on this
+        replica, on others within ``key_cache_ttl_s``. Raises InvalidRequest, NotFound."""
+        if status not in USER_STATUSES:
+            raise InvalidRequest(f"status: must be one of {', '.join(USER_STATUSES)}")
+        doc = await self.users.update(user_id, {"status": status})
+        if doc is None:
+            raise NotFound(f"user {user_id!r} not found")
+        for key in await self.keys.list_for_user(user_id, limit=100_000):
+            self._resolver.forget(key["key_hash"])
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="user.status", target_type="user",
+                               target_id=user_id, details={"status": status})
+        return doc
 
     async def get_user(self, user_id: str) -> UserDoc:
         user = await self.users.get(user_id)
