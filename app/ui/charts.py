@@ -53,7 +53,8 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
 
     ``fmt`` formats values in the hover titles; the y axis uses :func:`compact` (``axis_prefix``
     before it, e.g. "$"). Shape: ``<svg role="img">`` with a ``<title>``, y gridlines at 0, 1/2
-    and the max, at most ``max_labels`` x labels, and "no data" when every value is 0.
+    and the max, at most ``max_labels`` x labels (``class="axis x"``, every other one also
+    ``minor``), and "no data" when every value is 0.
     """
     left, right, top, bottom = 52, 36, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -89,8 +90,10 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
                          f'height="{_num(h)}"/>')
         parts.append("</g>")
         if i % every == 0:
-            parts.append(f'<text class="axis" x="{_num(x + bar_w / 2)}" y="{height - 8}" text-anchor="middle">'
-                         f"{escape(bar.label)}</text>")
+            # Every other label is "minor": narrow screens hide those and draw the rest larger.
+            minor = " minor" if (i // every) % 2 else ""
+            parts.append(f'<text class="axis x{minor}" x="{_num(x + bar_w / 2)}" y="{height - 8}" '
+                         f'text-anchor="middle">{escape(bar.label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -7,7 +7,6 @@ Plain forms get a 303 back to the page (``?notice=`` names a fixed message).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -18,11 +17,10 @@ from app.deps import ServicesDep
 from app.services import Services
 from app.store.users import UserDoc
 from app.ui.errors import UiRoute
-from app.ui.forms import RANGES, USER_STATUSES, ZONES, limits_patch, usage_query, user_status
+from app.ui.forms import USER_STATUSES, limits_patch, user_status
 from app.ui.render import is_htmx, render
-from app.ui.report import usage_view
+from app.ui.report import page_usage_query, remember_zone, usage_view
 from app.ui.session import AdminPost, AdminSession, UiSession
-from app.usage.buckets import GRANULARITIES
 from app.usage.quotas import LIMITS
 
 router = APIRouter(route_class=UiRoute)
@@ -46,11 +44,10 @@ def base_url(request: Request, services: Services) -> str:
 async def detail_context(request: Request, services: Services, user: UserDoc, *,
                          new_key: IssuedKey | None = None, notice: str | None = None) -> dict[str, Any]:
     """Everything ``users/detail.html`` shows (two store calls: keys, usage report)."""
-    usage = usage_query(request.query_params, datetime.now(UTC))
+    usage = page_usage_query(request)
     keys = await services.access_keys.list_for_user(user["_id"])
     return {"user": user, **(await usage_view(services, usage, user_id=user["_id"])),
             **keys_context(request, services, user, keys, new_key=new_key, notice=notice),
-            "ranges": RANGES, "zones": ZONES, "granularities": GRANULARITIES,
             "form_action": f"/ui/users/{user['_id']}"}
 
 
@@ -85,10 +82,12 @@ async def create_user(request: Request, services: ServicesDep, session: AdminPos
 @router.get("/users/{user_id}")
 async def user_detail(request: Request, user_id: str, services: ServicesDep, _: AdminSession) -> Response:
     user = await services.admin.get_user(user_id)
-    if is_htmx(request):  # the range form: only the usage report
-        usage = usage_query(request.query_params, datetime.now(UTC))
-        return render(request, "usage/_report.html", await usage_view(services, usage, user_id=user_id),
-                      force_partial=True)
+    if is_htmx(request):  # the range form: only the usage report (and its controls, out of band)
+        usage = page_usage_query(request)
+        response = render(request, "usage/_report.html",
+                          await usage_view(services, usage, user_id=user_id, oob_controls=True), force_partial=True)
+        remember_zone(request, response, usage)
+        return response
     notice = NOTICES.get(request.query_params.get("notice", ""))
     return render(request, "users/detail.html", await detail_context(request, services, user, notice=notice))
 
