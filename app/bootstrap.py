@@ -113,6 +113,7 @@ def embedded_banner(*, base_url: str, access_key: str | None, admin_username: st
                   "export ANTHROPIC_API_KEY=sk-ant-...   # or ANTHROPIC_AUTH_TOKEN=<subscription token>",
                   "", "# or, with the key in the URL:",
                   f"export ANTHROPIC_BASE_URL={base_url}/ak/{access_key}"]
+    lines += ["", f"# Developers see their own usage at {base_url}/ui/me (paste the access key)"]
     if admin_password:
         lines += ["", f"# Admin (generated for this run): {admin_username} / {admin_password}",
                   f"#   dashboard: {base_url}/ui   API docs: {base_url}/docs (PROXY_API_DOCS_ENABLED=true)"]

@@ -86,3 +86,35 @@ def test_data_command_with_unreachable_store_exit_1_json(tmp_path: Path) -> None
 def test_usage_errors_are_exit_2(tmp_path: Path) -> None:
     assert cli("no-such-command", cwd=tmp_path).returncode == 2
     assert cli("keys", "create", cwd=tmp_path).returncode == 2  # USER missing
+
+
+def test_serve_on_all_interfaces_prints_urls_others_can_reach(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PROXY_")}
+    proc = subprocess.Popen([str(ENTRY_POINT), "serve", "--host", "0.0.0.0", "--port", str(port)], cwd=tmp_path,
+                            env={**base, "PROXY_LOG_LEVEL": "WARNING"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    seen: list[str] = []
+    import threading
+
+    watchdog = threading.Timer(60, proc.kill)  # never hang the suite if the banner does not come
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the banner comes from the lifespan, then uvicorn serves
+            seen.append(line.rstrip())
+            if line.startswith("# Admin (generated"):
+                break
+    finally:
+        watchdog.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = "\n".join(seen)
+    hostname = socket.gethostname()
+    assert f"reachable at http://{hostname}:{port}" in text and f"http://127.0.0.1:{port}" in text
+    assert f"export ANTHROPIC_BASE_URL=http://{hostname}:{port}" in text  # not 127.0.0.1 for teammates
+    assert f"http://{hostname}:{port}/ui/me" in text

@@ -56,7 +56,7 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
     and the max, at most ``max_labels`` x labels (``class="axis x"``, every other one also
     ``minor``), and "no data" when every value is 0.
     """
-    left, right, top, bottom = 52, 36, 10, 26
+    left, right, top, bottom = 60, 36, 10, 26  # room for the larger axis text on phones
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = nice_max(max((sum(b.values) for b in bars), default=0))
     slot = plot_w / max(len(bars), 1)

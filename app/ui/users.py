@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.admin.service import FALLBACK_POLICIES, Actor, IssuedKey
+from app.admin.snippets import claude_code_snippets
 from app.deps import ServicesDep
 from app.services import Services
 from app.store.users import UserDoc
@@ -28,7 +29,8 @@ router = APIRouter(route_class=UiRoute)
 NOTICES = {
     "user-created": "User created.", "key-revoked": "Access key revoked.", "policy-set": "Fallback policy saved.",
     "limits-set": "Limits saved.", "bedrock-set": "Bedrock API key registered.",
-    "bedrock-removed": "Bedrock API key removed.",
+    "bedrock-removed": "Bedrock API key removed.", "user-disabled": "User disabled: their keys are refused.",
+    "user-active": "User enabled.",
 }
 
 
@@ -53,7 +55,12 @@ async def detail_context(request: Request, services: Services, user: UserDoc, *,
 
 def keys_context(request: Request, services: Services, user: UserDoc, keys: list[dict[str, Any]], *,
                  new_key: IssuedKey | None = None, notice: str | None = None) -> dict[str, Any]:
-    return {"user": user, "keys": keys, "new_key": new_key, "notice": notice, "base_url": base_url(request, services),
+    url = base_url(request, services)
+    snippets = None
+    if new_key is not None:
+        policy = new_key.doc.get("fallback_policy") or services.settings.default_fallback_policy
+        snippets = claude_code_snippets(url, new_key.key, policy)
+    return {"user": user, "keys": keys, "new_key": new_key, "snippets": snippets, "notice": notice, "base_url": url,
             "policies": FALLBACK_POLICIES, "default_policy": services.settings.default_fallback_policy,
             "limit_names": list(LIMITS)}
 
@@ -100,3 +107,11 @@ async def set_user_limits(request: Request, user_id: str, services: ServicesDep,
         return RedirectResponse(f"/ui/users/{user_id}?notice=limits-set#limits", status_code=303)
     return render(request, "users/_limits.html", {"user": user, "limit_names": list(LIMITS),
                                                   "notice": NOTICES["limits-set"]}, force_partial=True)
+
+
+@router.post("/users/{user_id}/status")
+async def set_user_status(request: Request, user_id: str, services: ServicesDep, session: AdminPost,
+                          status: Annotated[str, Form()] = "") -> Response:
+    """Disable or enable a user (AdminService.set_user_status); back to the user's page."""
+    user = await services.admin.set_user_status(actor(request, session), user_id, status)
+    return RedirectResponse(f"/ui/users/{user_id}?notice=user-{user['status']}", status_code=303)
