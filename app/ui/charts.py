@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 
+EDGE_LABEL_ROOM = 80  # viewBox units: an x label centred closer than this to an edge is anchored to it
+
+
 @dataclass(frozen=True)
 class Bar:
     """One bucket: its axis ``label`` and one value per series (same order as the series names)."""
@@ -91,9 +94,17 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
         parts.append("</g>")
         if i % every == 0:
             # Every other label is "minor": narrow screens hide those and draw the rest larger.
+            # Labels near an edge are anchored to it, so that larger text is not cut off.
             minor = " minor" if (i // every) % 2 else ""
-            parts.append(f'<text class="axis x{minor}" x="{_num(x + bar_w / 2)}" y="{height - 8}" '
-                         f'text-anchor="middle">{escape(bar.label)}</text>')
+            center = x + bar_w / 2
+            if center > width - right - EDGE_LABEL_ROOM:
+                anchor, at = "end", float(width - 2)
+            elif center < left + EDGE_LABEL_ROOM / 2:
+                anchor, at = "start", float(left - 10)
+            else:
+                anchor, at = "middle", center
+            parts.append(f'<text class="axis x{minor}" x="{_num(at)}" y="{height - 8}" '
+                         f'text-anchor="{anchor}">{escape(bar.label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

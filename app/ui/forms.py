@@ -69,6 +69,12 @@ class UsageQuery:
     from_text: str = ""
     to_text: str = ""
     coarsened_from: str | None = None  # the granularity asked for, when it would draw too many bars
+    auto: bool = True  # no granularity asked for: the range chose it (and will again when it changes)
+
+    @property
+    def menu_choice(self) -> str:
+        """The granularity menu's selected value: "" (auto) or the granularity in force."""
+        return "" if self.auto else self.granularity
 
     @property
     def granularities(self) -> tuple[Granularity, ...]:
@@ -76,8 +82,8 @@ class UsageQuery:
         return allowed_granularities(self.end - self.start)
 
     def params(self) -> dict[str, str]:
-        """The query string that reproduces this view."""
-        out = {"range": self.range, "granularity": self.granularity, "tz": self.tz}
+        """The query string that reproduces this view (``granularity`` "" when the range chose it)."""
+        out = {"range": self.range, "granularity": self.menu_choice, "tz": self.tz}
         if self.range == "custom":
             out.update({"from": self.from_text, "to": self.to_text})
         return out
@@ -124,8 +130,9 @@ def usage_query(params: Mapping[str, Any], now: datetime, *, default_tz: str | N
     granularity = wanted if wanted in allowed else allowed[0]
     coarsened = wanted if granularity != wanted else None
     if range_name != "custom":
-        return UsageQuery(range_name, start, end, granularity, zone.key, coarsened_from=coarsened)
-    return UsageQuery("custom", start, end, granularity, zone.key, from_text, to_text, coarsened_from=coarsened)
+        from_text = to_text = ""
+    return UsageQuery(range_name, start, end, granularity, zone.key, from_text, to_text, coarsened_from=coarsened,
+                      auto=not asked)
 
 
 def limits_patch(form: Mapping[str, Any]) -> dict[str, float | int | None]:

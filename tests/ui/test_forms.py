@@ -26,7 +26,8 @@ def test_custom_range_in_zone_with_inclusive_end_date() -> None:
     q = usage_query({"range": "custom", "from": "2025-03-01", "to": "2025-03-02", "tz": "Asia/Seoul"}, NOW)
     assert q.start == datetime(2025, 2, 28, 15, tzinfo=UTC)
     assert q.end == datetime(2025, 3, 2, 15, tzinfo=UTC)
-    assert q.params() == {"range": "custom", "granularity": "hour", "tz": "Asia/Seoul",  # 2 days: hours
+    assert q.granularity == "hour" and q.auto  # 2 days: hours, chosen by the range
+    assert q.params() == {"range": "custom", "granularity": "", "tz": "Asia/Seoul",
                           "from": "2025-03-01", "to": "2025-03-02"}
 
 

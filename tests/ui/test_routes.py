@@ -3,6 +3,7 @@ CSRF, escaping, error messages, and every key action through plain forms and htm
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -257,7 +258,7 @@ def test_key_shown_once_with_snippets_then_gone(admin: UiClient) -> None:
     key = shown_key(response.text)
     assert f"export ANTHROPIC_BASE_URL=https://proxy.example.com/ak/{key}" in response.text
     assert ("export ANTHROPIC_BASE_URL=https://proxy.example.com\n"
-            f'export ANTHROPIC_CUSTOM_HEADERS="x-proxy-key: {key}"') in response.text
+            f'export ANTHROPIC_CUSTOM_HEADERS="x-proxy-key: {key}"') in html.unescape(response.text)
     assert 'data-copy="new-key"' in response.text
     assert response.headers["cache-control"] == "no-store"
     again = admin.get(f"/ui/users/{user_id}").text
