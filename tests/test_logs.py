@@ -13,11 +13,13 @@ from app.logs import configure_logging
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, server = logging.getLogger(), logging.getLogger("uvicorn.error")
+    handlers, level, server_level = root.handlers[:], root.level, server.level
+    server.setLevel(logging.INFO)  # test servers run uvicorn with log_level=warning, which sets it
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    server.setLevel(server_level)
 
 
 def test_uvicorn_color_message_is_dropped_from_json_lines(capsys: pytest.CaptureFixture[str],
