@@ -7,7 +7,9 @@ is printed. Real store: missing secrets are a start-up error that says what to s
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -43,9 +45,61 @@ def resolve_secrets(settings: Settings) -> Secrets:
                    generated=tuple(missing))
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def local_addresses() -> list[str]:
+    """This machine's non-loopback IP addresses: those its hostname resolves to, plus the source
+    address of the default route (a UDP ``connect`` sends no packet). Best effort: [] offline."""
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+        found += [str(info[4][0]) for info in infos]
+    except OSError:
+        pass
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                found.append(str(udp.getsockname()[0]))
+        except OSError:
+            pass
+    out: list[str] = []
+    for address in found:
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            continue
+        if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified) and str(ip) not in out:
+            out.append(str(ip))
+    return out
+
+
+def reachable_urls(host: str, port: int, *, hostname: str | None = None,
+                   addresses: list[str] | None = None) -> list[str]:
+    """The URLs to print for ``serve --host HOST --port PORT``: for a wildcard host, the machine's
+    hostname, its non-loopback addresses, then ``127.0.0.1`` (first = what others most likely
+    reach); otherwise just that host. ``hostname``/``addresses`` override the lookups (tests)."""
+    if host not in WILDCARD_HOSTS:
+        return [_url(host, port)]
+    name = socket.gethostname() if hostname is None else hostname
+    ips = local_addresses() if addresses is None else addresses
+    if host == "0.0.0.0":  # IPv4 only
+        ips = [ip for ip in ips if ":" not in ip]
+    urls = [_url(name, port)] if name and name != "localhost" else []
+    urls += [_url(ip, port) for ip in ips]
+    urls.append(_url("127.0.0.1", port))
+    return list(dict.fromkeys(urls))
+
+
 def embedded_banner(*, base_url: str, access_key: str | None, admin_username: str,
                     admin_password: str | None) -> str:
-    """The loud notice and ready-to-paste block printed at start in embedded mode."""
+    """The loud notice and ready-to-paste block printed at start in embedded mode. ``base_url`` is
+    ``PROXY_PUBLIC_BASE_URL``, or what ``serve`` chose with :func:`reachable_urls`."""
     lines = [
         "=" * 78,
         "claude-code-proxy: EMBEDDED IN-MEMORY STORE - every user, key and usage record is",
@@ -59,6 +113,7 @@ def embedded_banner(*, base_url: str, access_key: str | None, admin_username: st
                   "export ANTHROPIC_API_KEY=sk-ant-...   # or ANTHROPIC_AUTH_TOKEN=<subscription token>",
                   "", "# or, with the key in the URL:",
                   f"export ANTHROPIC_BASE_URL={base_url}/ak/{access_key}"]
+    lines += ["", f"# Developers see their own usage at {base_url}/ui/me (paste the access key)"]
     if admin_password:
         lines += ["", f"# Admin (generated for this run): {admin_username} / {admin_password}",
                   f"#   dashboard: {base_url}/ui   API docs: {base_url}/docs (PROXY_API_DOCS_ENABLED=true)"]

@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 
 import click
 
+from app.commands import register as register_commands
+
 if TYPE_CHECKING:
     from app.config import Settings
 
 
 @click.group()
+@click.version_option(package_name="claude-code-proxy", prog_name="claude-code-proxy")
 def main() -> None:
-    """claude-code-proxy: Anthropic Messages API proxy with Amazon Bedrock fallback."""
+    """claude-code-proxy: Anthropic Messages API proxy with Amazon Bedrock fallback.
+
+    Operator commands (check-config, users, keys, admin, usage) work on the database of
+    PROXY_MONGODB_URL with the server's PROXY_SECRET_KEY; `COMMAND --help` for each."""
 
 
 @main.command()
@@ -32,7 +38,7 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
     import uvicorn
     from pydantic import ValidationError
 
-    from app.bootstrap import ConfigError, resolve_secrets
+    from app.bootstrap import ConfigError, reachable_urls, resolve_secrets
     from app.config import Settings
     from app.logs import configure_logging
     from app.main import create_app
@@ -45,8 +51,12 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str,
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
     if settings.public_base_url is None:
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+        # --host 0.0.0.0: the hostname first (what teammates can type), then addresses, then 127.0.0.1.
+        urls = reachable_urls(host, port)
+        settings = settings.model_copy(update={"public_base_url": urls[0]})
+        if len(urls) > 1:
+            click.echo(f"claude-code-proxy listening on {host}:{port}; reachable at {'  '.join(urls)} "
+                       "(set PROXY_PUBLIC_BASE_URL to choose the URL the snippets show)")
     configure_logging(settings.log_level)
     if not settings.embedded_store:
         _wait_for_store(settings)
@@ -131,6 +141,9 @@ def _wait_for_store(settings: Settings) -> None:
         click.echo(f"store error: {exc}", err=True)
         sys.exit(1)
 
+
+# Operator commands live in app/commands/ (one module per area).
+register_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

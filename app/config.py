@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     admin_token_ttl_s: int = Field(12 * 3600, gt=0)
     public_base_url: str | None = None  # how clients reach the proxy, for printed snippets
-    cookie_secure: bool = True  # set false only for plain-HTTP local use of the dashboard
+    # Dashboard cookie's Secure flag. Unset: Secure exactly when the request came over HTTPS (the
+    # scheme uvicorn reports; behind a load balancer run `serve --proxy-headers --forwarded-allow-ips`).
+    # true: always Secure (browsers then drop it on plain HTTP except localhost); false: never.
+    cookie_secure: bool | None = None
 
     # --- access keys ------------------------------------------------------------------------
     key_cache_ttl_s: float = Field(30.0, ge=0, le=30)

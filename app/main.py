@@ -36,6 +36,7 @@ from app.sso import build_sso
 from app.sso.me import router as me_router
 from app.sso.routes import router as sso_router
 from app.store.access_keys import AccessKeyRepository
+from app.store.audit import INDEXES as AUDIT_INDEXES
 from app.store.audit import AuditRepository
 from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
@@ -80,7 +81,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise ConfigError(str(exc)) from None
     store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     try:
-        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES})
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES,
+                                        **AUDIT_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     except STORE_ERRORS as exc:
         store.close()

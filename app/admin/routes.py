@@ -5,6 +5,7 @@ Usage reports (``/admin/usage``) live in app/usage/routes.py.
 Authentication: ``POST /admin/auth/login`` with HTTP Basic returns a bearer token; every other
 route needs ``Authorization: Bearer <token>``; ``POST /admin/auth/logout`` revokes the token (with
 ``?everywhere=true`` every admin token and dashboard session). Errors use Anthropic's envelope.
+``GET /admin/audit`` reads the audit log (filters, paging, CSV; app/admin/audit.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from app.admin.audit import audit_filter, page_bounds, public_entry, read_page, to_csv, wants_csv
 from app.admin.service import Actor, public_key, public_user
 from app.deps import AdminDep, ServicesDep
 from app.errors import AuthenticationFailed, InvalidRequest
@@ -54,7 +57,12 @@ async def login(request: Request, services: ServicesDep) -> TokenOut:
     if scheme.lower() != "basic" or not username:
         raise AuthenticationFailed("HTTP Basic credentials required (admin username and password)",
                                    headers={"www-authenticate": 'Basic realm="claude-code-proxy"'})
-    grant = await services.admin_auth.login(username, password, request.client.host if request.client else "")
+    try:
+        grant = await services.admin_auth.login(username, password, request.client.host if request.client else "")
+    except AuthenticationFailed:  # a refused password is audited (never the password itself)
+        await services.audit.write_failed_login(username=username, via="api",
+                                                ip=request.client.host if request.client else None)
+        raise
     await services.audit.write(actor=username, ip=request.client.host if request.client else None,
                                action="admin.login", details={"via": "api"})
     return TokenOut(access_token=grant.token, expires_in=services.admin_auth.token_ttl_s)
@@ -206,3 +214,23 @@ async def delete_model_map(anthropic_model: str, request: Request, services: Ser
                            admin: AdminDep) -> dict[str, Any]:
     """Remove an admin override (the settings or the built-in table apply again)."""
     return await services.model_map.delete(actor(request, admin), anthropic_model)
+
+
+@router.get("/audit")
+async def list_audit(request: Request, services: ServicesDep, _: AdminDep, actor: str | None = None,
+                     action: str | None = None, target: str | None = None,
+                     from_: str | None = Query(None, alias="from"), to: str | None = None, tz: str | None = None,
+                     limit: int = 100, offset: int = 0, format: str | None = None) -> Response:
+    """The audit log, newest first: ``actor`` / ``action`` (exact, or a prefix ending in ``*``),
+    ``target`` (an id), ``from`` / ``to`` (ISO 8601, ``tz`` default UTC; a bare date in ``to``
+    includes that day), ``limit`` (1..500) and ``offset``. JSON ``{"data": [entry], "has_more",
+    "next_offset"}`` (each entry with ``target_name``), or CSV with ``?format=csv`` or ``Accept: text/csv``."""
+    where = audit_filter(request.query_params)
+    limit, offset = page_bounds(limit, offset)
+    page = await read_page(services.audit, services.users, services.access_keys, where, limit=limit, offset=offset)
+    rows = [public_entry(e, page.names) for e in page.entries]
+    if wants_csv(format, request.headers.get("accept")):
+        return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="audit.csv"'})
+    return JSONResponse({"data": rows, "has_more": page.has_more,
+                         "next_offset": offset + len(rows) if page.has_more else None})

@@ -21,6 +21,7 @@ from app.store.users import UserDoc, UserRepository
 from app.usage.limits import merge_limits
 
 FALLBACK_POLICIES = ("anthropic_first", "bedrock_only", "anthropic_only")
+USER_STATUSES = ("active", "disabled")
 BEDROCK_KEY_MAX_CHARS = 4096
 
 
@@ -62,20 +63,18 @@ class AdminService:
         return user
 
     async def set_user_status(self, actor: Actor, user_id: str, status: str) -> UserDoc:
-        """``status`` "active" | "disabled". A disabled user's keys are refused (this replica at
-        once, others within ``key_cache_ttl_s``) and their SSO sessions end at their next request
+        """``status`` "active" | "disabled". A disabled user's keys are refused (401) at once on this
+        replica, on others within ``key_cache_ttl_s``; their SSO sessions end at their next request
         (app/sso/sessions.py). Raises InvalidRequest (400), NotFound (404)."""
-        if status not in ("active", "disabled"):
-            raise InvalidRequest("status: must be active or disabled")
-        await self.get_user(user_id)
+        if status not in USER_STATUSES:
+            raise InvalidRequest(f"status: must be one of {', '.join(USER_STATUSES)}")
         doc = await self.users.update(user_id, {"status": status})
         if doc is None:
             raise NotFound(f"user {user_id!r} not found")
         for key in await self.keys.list_for_user(user_id, limit=100_000):
             self._resolver.forget(key["key_hash"])
-        await self.audit.write(actor=actor.username, ip=actor.ip, action="user.disable" if status == "disabled" else "user.enable",
-                               target_type="user", target_id=user_id,
-                               details={"status": status})
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="user.status", target_type="user",
+                               target_id=user_id, details={"status": status})
         return doc
 
     async def get_user(self, user_id: str) -> UserDoc:

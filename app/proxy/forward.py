@@ -144,6 +144,8 @@ class Forwarder:
                 return fallback.original
             if fallback is not None and fallback.error is not None:
                 fallback.error.usage_recorded = True  # type: ignore[attr-defined]
+                # The client sees Anthropic's failure; say that the fallback was tried and failed too.
+                fallback.error.message += f"; the Bedrock fallback failed too ({exc.error_type}: {exc.message})"
                 raise fallback.error from None
             raise
 

@@ -39,6 +39,14 @@ class AccessKeyRepository:
     async def find_by_hash(self, key_hash: str) -> AccessKeyDoc | None:
         return await self._keys.find_one({"key_hash": key_hash})
 
+    async def get_many(self, key_ids: list[str]) -> dict[str, AccessKeyDoc]:
+        """``{id: key}`` for the ids that exist (one round trip; never the hash or the Bedrock key)."""
+        if not key_ids:
+            return {}
+        cursor = self._keys.find({"_id": {"$in": list(set(key_ids))}},
+                                 {"user_id": 1, "prefix": 1, "name": 1, "status": 1})
+        return {doc["_id"]: doc async for doc in cursor}
+
     async def list_for_user(self, user_id: str, *, limit: int = 200) -> list[AccessKeyDoc]:
         cursor = self._keys.find({"user_id": user_id}).sort("created_at", -1).limit(limit)
         return await cursor.to_list(length=limit)

@@ -30,6 +30,13 @@ class UserRepository:
     async def get(self, user_id: str) -> UserDoc | None:
         return await self._users.find_one({"_id": user_id})
 
+    async def get_many(self, user_ids: list[str]) -> dict[str, UserDoc]:
+        """``{id: user}`` for the ids that exist (one round trip; name, e-mail and status only)."""
+        if not user_ids:
+            return {}
+        cursor = self._users.find({"_id": {"$in": list(set(user_ids))}}, {"name": 1, "email": 1, "status": 1})
+        return {doc["_id"]: doc async for doc in cursor}
+
     async def list(self, *, search: str | None = None, status: str | None = None,
                    limit: int = 100, skip: int = 0) -> list[UserDoc]:
         """Newest first. ``search`` matches name or e-mail, case-insensitively, as literal text."""

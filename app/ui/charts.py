@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 
+EDGE_LABEL_ROOM = 80  # viewBox units: an x label centred closer than this to an edge is anchored to it
+
+
 @dataclass(frozen=True)
 class Bar:
     """One bucket: its axis ``label`` and one value per series (same order as the series names)."""
@@ -53,9 +56,10 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
 
     ``fmt`` formats values in the hover titles; the y axis uses :func:`compact` (``axis_prefix``
     before it, e.g. "$"). Shape: ``<svg role="img">`` with a ``<title>``, y gridlines at 0, 1/2
-    and the max, at most ``max_labels`` x labels, and "no data" when every value is 0.
+    and the max, at most ``max_labels`` x labels (``class="axis x"``, every other one also
+    ``minor``), and "no data" when every value is 0.
     """
-    left, right, top, bottom = 52, 36, 10, 26
+    left, right, top, bottom = 60, 36, 10, 26  # room for the larger axis text on phones
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = nice_max(max((sum(b.values) for b in bars), default=0))
     slot = plot_w / max(len(bars), 1)
@@ -89,8 +93,18 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
                          f'height="{_num(h)}"/>')
         parts.append("</g>")
         if i % every == 0:
-            parts.append(f'<text class="axis" x="{_num(x + bar_w / 2)}" y="{height - 8}" text-anchor="middle">'
-                         f"{escape(bar.label)}</text>")
+            # Every other label is "minor": narrow screens hide those and draw the rest larger.
+            # Labels near an edge are anchored to it, so that larger text is not cut off.
+            minor = " minor" if (i // every) % 2 else ""
+            center = x + bar_w / 2
+            if center > width - right - EDGE_LABEL_ROOM:
+                anchor, at = "end", float(width - 2)
+            elif center < left + EDGE_LABEL_ROOM / 2:
+                anchor, at = "start", float(left - 10)
+            else:
+                anchor, at = "middle", center
+            parts.append(f'<text class="axis x{minor}" x="{_num(at)}" y="{height - 8}" '
+                         f'text-anchor="{anchor}">{escape(bar.label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

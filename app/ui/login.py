@@ -10,10 +10,11 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.deps import ServicesDep
+from app.services import Services
 from app.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from app.ui.errors import UiRoute
 from app.ui.render import apply_headers, is_htmx, render
-from app.ui.session import CsrfSession, current_session, new_session
+from app.ui.session import CsrfFailed, CsrfSession, check_csrf, current_session, missing_cookie_reason, new_session
 
 router = APIRouter(route_class=UiRoute)
 
@@ -31,19 +32,35 @@ def _go(request: Request, location: str) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
+def cookie_warning(request: Request, services: Services) -> str | None:
+    """Said before the first attempt when the configuration makes the cookie unusable here."""
+    if services.settings.cookie_secure is True and request.url.scheme != "https":
+        return missing_cookie_reason(True, request.url.scheme, request.url.netloc)
+    return None
+
+
 @router.get("/login")
-async def login_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", {"next": safe_next(next), "login_name": ""})
+async def login_page(request: Request, services: ServicesDep, next: str | None = None) -> Response:
+    return render(request, "login.html", {"next": safe_next(next), "login_name": "",
+                                          "warning": cookie_warning(request, services)})
 
 
 @router.post("/login")
-async def login(request: Request, services: ServicesDep, _: CsrfSession,
+async def login(request: Request, services: ServicesDep,
                 username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                 next: Annotated[str, Form()] = "/ui") -> Response:
+    try:
+        await check_csrf(request)
+    except CsrfFailed as exc:  # the login form again, with the reason (cookie missing or stale form)
+        request.state.ui_session = new_session()
+        return render(request, "login.html", {"next": safe_next(next), "login_name": username,
+                                              "error": exc.message}, status_code=exc.status_code)
     ip = request.client.host if request.client else None
     try:
         grant = await services.admin_auth.login(username, password, ip or "", kind="ui")
     except (AuthenticationFailed, RateLimited, ServiceUnavailable) as exc:
+        if isinstance(exc, AuthenticationFailed):
+            await services.audit.write_failed_login(username=username, ip=ip, via="ui")
         return render(request, "login.html", {"next": safe_next(next), "login_name": username,
                                               "error": exc.message},
                       status_code=exc.status_code, headers=exc.headers)

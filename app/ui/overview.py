@@ -1,20 +1,17 @@
 """``/ui`` and ``/ui/usage``: usage of everyone (totals, charts, providers, models, top users).
-htmx requests (the range form) get ``usage/_report.html``."""
+htmx requests (the range form) get ``usage/_report.html`` (plus the controls, out of band); the
+time zone is remembered in a cookie (app/ui/report.py)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.deps import ServicesDep
 from app.ui.errors import UiRoute
-from app.ui.forms import RANGES, ZONES, usage_query
-from app.ui.render import render
-from app.ui.report import usage_view
+from app.ui.render import is_htmx, render
+from app.ui.report import page_usage_query, remember_zone, usage_view
 from app.ui.session import AdminSession
-from app.usage.buckets import GRANULARITIES
 
 router = APIRouter(route_class=UiRoute)
 
@@ -23,9 +20,9 @@ router = APIRouter(route_class=UiRoute)
 @router.get("/")
 @router.get("/usage")
 async def overview(request: Request, services: ServicesDep, _: AdminSession) -> Response:
-    usage = usage_query(request.query_params, datetime.now(UTC))
-    context = await usage_view(services, usage, with_top_users=True)
-    return render(request, "usage/index.html",
-                  {**context, "ranges": RANGES, "zones": ZONES, "granularities": GRANULARITIES,
-                   "form_action": request.url.path},
-                  partial="usage/_report.html")
+    usage = page_usage_query(request)
+    context = await usage_view(services, usage, with_top_users=True, oob_controls=is_htmx(request))
+    response = render(request, "usage/index.html", {**context, "form_action": request.url.path},
+                      partial="usage/_report.html")
+    remember_zone(request, response, usage)
+    return response

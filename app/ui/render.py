@@ -115,4 +115,4 @@ def apply_headers(request: Request, response: Any, nonce: str | None = None) -> 
     response.headers["content-security-policy"] = _content_security_policy(nonce or secrets.token_urlsafe(16))
     session = current_session(request)
     if session.new:
-        session_codec(request.app.state.services).store(response, session)
+        session_codec(request.app.state.services).store(response, session, scheme=request.url.scheme)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.ui import audit, keys, login, overview, users
+from app.ui import audit, keys, login, me, overview, users
 
 router = APIRouter(include_in_schema=False)
-for area in (login, overview, users, keys, audit):
+for area in (login, overview, users, keys, audit, me):
     router.include_router(area.router, prefix="/ui")

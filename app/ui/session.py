@@ -2,15 +2,20 @@
 
 The session is one cookie, ``ccp_session``: an ``itsdangerous`` timed signature (key
 ``services.secret_key``, salt ``ui-session``) over ``{"csrf": <random>, "sub": <admin username> | null,
-"sid": <admin session id> | null}``. It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/ui`` and ``Secure``
-unless ``settings.cookie_secure`` is false; it expires with the signature after
-``settings.admin_token_ttl_s`` seconds. An anonymous session (``sub`` null) carries the CSRF token of
+"sid": <admin session id> | null}``. It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/ui``, and ``Secure``
+when the request came over HTTPS (``request.url.scheme``: uvicorn rewrites it from
+``X-Forwarded-Proto`` only for the peers in ``--forwarded-allow-ips``; we never read that header
+ourselves), or always / never when ``settings.cookie_secure`` is true / false. It expires with the
+signature after ``settings.admin_token_ttl_s`` seconds. An anonymous session (``sub`` null) carries the CSRF token of
 the login form; logging in issues a new session with a new token (no fixation).
 
 A logged-in cookie is accepted only while its ``sid`` names a live admin session in the store
 (app/auth/admin.py; the answer is cached in process for 1 s): logging out deletes that session, so
 a copied cookie stops working at once on this replica and within a second on the others; a changed
 admin password ends every session.
+
+A browser that did not send the cookie back (blocked cookies; a ``Secure`` cookie on plain HTTP)
+gets :class:`CookieMissing`, whose message says so, instead of the CSRF message.
 
 CSRF: every POST must carry the session's token in the ``X-CSRF-Token`` header (htmx, from
 ``hx-headers`` on ``<body>``) or the ``csrf_token`` form field (plain forms). ``SameSite=Lax`` already
@@ -51,6 +56,32 @@ class CsrfFailed(PermissionDenied):
                          "CSRF token). Reload the page and try again.")
 
 
+class CookieMissing(CsrfFailed):
+    """403: a POST without any session cookie: the browser did not keep or send it back."""
+
+    def __init__(self, reason: str) -> None:
+        PermissionDenied.__init__(self, reason)
+
+
+def cookie_is_secure(setting: bool | None, scheme: str) -> bool:
+    """The cookie's ``Secure`` flag: ``setting`` (``PROXY_COOKIE_SECURE``) when set, else whether the
+    request's scheme is ``https``."""
+    return setting if setting is not None else scheme == "https"
+
+
+def missing_cookie_reason(setting: bool | None, scheme: str, host: str) -> str:
+    """Why a browser may not have sent the session cookie back, for the page (one paragraph)."""
+    if setting is True and scheme != "https":
+        return (f"Your browser did not send the dashboard's session cookie back. This page is served over "
+                f"plain HTTP ({host}), but PROXY_COOKIE_SECURE=true marks the cookie Secure, and browsers "
+                "keep Secure cookies only over HTTPS (or on localhost). Use HTTPS, or unset "
+                "PROXY_COOKIE_SECURE (the flag then follows the request's scheme); behind a TLS load "
+                "balancer, start the proxy with --proxy-headers --forwarded-allow-ips=<its address>.")
+    return ("Your browser did not send the dashboard's session cookie back, so this form cannot be "
+            "checked. Allow cookies for this site (the cookie is ccp_session, path /ui), then reload the "
+            "page and try again.")
+
+
 @dataclass(frozen=True)
 class UiSession:
     csrf: str
@@ -66,7 +97,7 @@ def new_session(username: str | None = None, session_id: str | None = None) -> U
 class SessionCodec:
     """Signs and reads the session cookie."""
 
-    def __init__(self, secret_key: bytes, *, ttl_s: int, secure: bool) -> None:
+    def __init__(self, secret_key: bytes, *, ttl_s: int, secure: bool | None = None) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt=SESSION_SALT)
         self.ttl_s, self.secure = ttl_s, secure
 
@@ -84,14 +115,16 @@ class SessionCodec:
         return UiSession(csrf=data["csrf"], username=username if isinstance(username, str) else None,
                          session_id=session_id if isinstance(session_id, str) else None)
 
-    def store(self, response: Response, session: UiSession) -> None:
+    def store(self, response: Response, session: UiSession, *, scheme: str = "https") -> None:
+        """Set the cookie; ``scheme`` is the request's (``Secure`` follows it unless ``secure`` is set)."""
         value = self._serializer.dumps({"csrf": session.csrf, "sub": session.username, "sid": session.session_id})
         response.set_cookie(SESSION_COOKIE, value,
-                            max_age=self.ttl_s, path=COOKIE_PATH, secure=self.secure, httponly=True,
-                            samesite="lax")
+                            max_age=self.ttl_s, path=COOKIE_PATH, secure=cookie_is_secure(self.secure, scheme),
+                            httponly=True, samesite="lax")
 
-    def clear(self, response: Response) -> None:
-        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure, httponly=True, samesite="lax")
+    def clear(self, response: Response, *, scheme: str = "https") -> None:
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=cookie_is_secure(self.secure, scheme),
+                               httponly=True, samesite="lax")
 
 
 def session_codec(services: Services) -> SessionCodec:
@@ -121,6 +154,9 @@ async def check_csrf(request: Request) -> UiSession:
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
+    if session.new and SESSION_COOKIE not in request.cookies:
+        raise CookieMissing(missing_cookie_reason(request.app.state.services.settings.cookie_secure,
+                                                  request.url.scheme, request.url.netloc))
     if session.new or not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
         raise CsrfFailed()
     return session

@@ -7,20 +7,20 @@ Plain forms get a 303 back to the page (``?notice=`` names a fixed message).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.admin.service import FALLBACK_POLICIES, Actor, IssuedKey
+from app.admin.snippets import claude_code_snippets
 from app.deps import ServicesDep
 from app.services import Services
 from app.store.users import UserDoc
 from app.ui.errors import UiRoute
-from app.ui.forms import RANGES, USER_STATUSES, ZONES, limits_patch, usage_query, user_status
+from app.ui.forms import USER_STATUSES, limits_patch, user_status
 from app.ui.render import is_htmx, render
-from app.ui.report import usage_view
+from app.ui.report import page_usage_query, remember_zone, usage_view
 from app.ui.session import AdminPost, AdminSession, UiSession
 from app.usage.buckets import GRANULARITIES
 from app.usage.limits import LIMITS
@@ -30,7 +30,8 @@ router = APIRouter(route_class=UiRoute)
 NOTICES = {
     "user-created": "User created.", "key-revoked": "Access key revoked.", "policy-set": "Fallback policy saved.",
     "limits-set": "Limits saved.", "bedrock-set": "Bedrock API key registered.",
-    "bedrock-removed": "Bedrock API key removed.",
+    "bedrock-removed": "Bedrock API key removed.", "user-disabled": "User disabled: their keys are refused.",
+    "user-active": "User enabled.",
 }
 
 
@@ -46,17 +47,21 @@ def base_url(request: Request, services: Services) -> str:
 async def detail_context(request: Request, services: Services, user: UserDoc, *,
                          new_key: IssuedKey | None = None, notice: str | None = None) -> dict[str, Any]:
     """Everything ``users/detail.html`` shows (two store calls: keys, usage report)."""
-    usage = usage_query(request.query_params, datetime.now(UTC))
+    usage = page_usage_query(request)
     keys = await services.access_keys.list_for_user(user["_id"])
     return {"user": user, **(await usage_view(services, usage, user_id=user["_id"])),
             **keys_context(request, services, user, keys, new_key=new_key, notice=notice),
-            "ranges": RANGES, "zones": ZONES, "granularities": GRANULARITIES,
             "form_action": f"/ui/users/{user['_id']}"}
 
 
 def keys_context(request: Request, services: Services, user: UserDoc, keys: list[dict[str, Any]], *,
                  new_key: IssuedKey | None = None, notice: str | None = None) -> dict[str, Any]:
-    return {"user": user, "keys": keys, "new_key": new_key, "notice": notice, "base_url": base_url(request, services),
+    url = base_url(request, services)
+    snippets = None
+    if new_key is not None:
+        policy = new_key.doc.get("fallback_policy") or services.settings.default_fallback_policy
+        snippets = claude_code_snippets(url, new_key.key, policy)
+    return {"user": user, "keys": keys, "new_key": new_key, "snippets": snippets, "notice": notice, "base_url": url,
             "policies": FALLBACK_POLICIES, "default_policy": services.settings.default_fallback_policy,
             "limit_names": list(LIMITS)}
 
@@ -85,10 +90,12 @@ async def create_user(request: Request, services: ServicesDep, session: AdminPos
 @router.get("/users/{user_id}")
 async def user_detail(request: Request, user_id: str, services: ServicesDep, _: AdminSession) -> Response:
     user = await services.admin.get_user(user_id)
-    if is_htmx(request):  # the range form: only the usage report
-        usage = usage_query(request.query_params, datetime.now(UTC))
-        return render(request, "usage/_report.html", await usage_view(services, usage, user_id=user_id),
-                      force_partial=True)
+    if is_htmx(request):  # the range form: only the usage report (and its controls, out of band)
+        usage = page_usage_query(request)
+        response = render(request, "usage/_report.html",
+                          await usage_view(services, usage, user_id=user_id, oob_controls=True), force_partial=True)
+        remember_zone(request, response, usage)
+        return response
     notice = NOTICES.get(request.query_params.get("notice", ""))
     return render(request, "users/detail.html", await detail_context(request, services, user, notice=notice))
 
@@ -101,3 +108,11 @@ async def set_user_limits(request: Request, user_id: str, services: ServicesDep,
         return RedirectResponse(f"/ui/users/{user_id}?notice=limits-set#limits", status_code=303)
     return render(request, "users/_limits.html", {"user": user, "limit_names": list(LIMITS),
                                                   "notice": NOTICES["limits-set"]}, force_partial=True)
+
+
+@router.post("/users/{user_id}/status")
+async def set_user_status(request: Request, user_id: str, services: ServicesDep, session: AdminPost,
+                          status: Annotated[str, Form()] = "") -> Response:
+    """Disable or enable a user (AdminService.set_user_status); back to the user's page."""
+    user = await services.admin.set_user_status(actor(request, session), user_id, status)
+    return RedirectResponse(f"/ui/users/{user_id}?notice=user-{user['status']}", status_code=303)

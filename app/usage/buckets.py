@@ -25,10 +25,13 @@ Scope = Literal["global", "user", "key"]
 
 TOKEN_COUNTERS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 COUNTERS = ("requests", "errors", "fallbacks", *TOKEN_COUNTERS, "cache_creation_1h_input_tokens",
-            "cost_usd_micros", "cost_unknown_requests")
+            "cost_usd_micros", "cost_unknown_requests", "bedrock_by_policy")
 """Every bucket's ``$inc`` counters: request counts, tokens (the four Anthropic counters plus the
-1-hour part of cache creation), ``cost_usd_micros`` (integer micro-USD, priced requests only) and
-``cost_unknown_requests`` (requests whose model had no price)."""
+1-hour part of cache creation), ``cost_usd_micros`` (integer micro-USD, priced requests only),
+``cost_unknown_requests`` (requests whose model had no price) and ``bedrock_by_policy`` (the part of
+``fallbacks`` sent to Bedrock by choice, not because Anthropic failed: ``bedrock_only`` keys and
+``PROXY_FORCE_FALLBACK``; buckets written before it existed count 0)."""
+POLICY_REASONS = frozenset({"bedrock_only", "forced"})  # fallback_reason values that are routing, not failure
 
 MODEL_MAX_CHARS = 128  # the model name is client-supplied; bound what one request can store
 UNKNOWN_MODEL = "unknown"
@@ -160,7 +163,8 @@ class BucketKey:
 
 def event_counters(event: UsageEvent) -> dict[str, int]:
     """One event's contribution to every counter in COUNTERS (errors: status >= 400, client
-    disconnects (499) included; fallbacks: a fallback reason is set)."""
+    disconnects (499) included; fallbacks: a fallback reason is set; bedrock_by_policy: that reason
+    is ``bedrock_only`` or ``forced``)."""
     return {
         "requests": 1,
         "errors": int(event.status >= 400),
@@ -172,6 +176,7 @@ def event_counters(event: UsageEvent) -> dict[str, int]:
         "cache_creation_1h_input_tokens": event.cache_creation_1h_input_tokens,
         "cost_usd_micros": event.cost_usd_micros or 0,
         "cost_unknown_requests": int(event.cost_usd_micros is None),
+        "bedrock_by_policy": int(event.fallback_reason in POLICY_REASONS),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -48,3 +49,13 @@ def test_share_bar_parts_and_percentages() -> None:
     titles = [t.text for t in ET.fromstring(svg).iter(f"{SVG}title")]
     assert titles == ["By provider", "anthropic: 3 (75.0%)", "bedrock: 1 (25.0%)"]
     assert "<g>" not in str(share_bar([("a", 0)], title="t"))
+
+
+def test_x_labels_alternate_minor_and_hug_the_edges() -> None:
+    bars = [Bar(f"L{i:02d}", (1.0,)) for i in range(24)]
+    svg = str(stacked_bars(bars, ["requests"], title="t"))
+    labels = re.findall(r'<text class="axis x( minor)?" x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">(L\d+)</text>', svg)
+    assert [name for *_, name in labels] == ["L00", "L03", "L06", "L09", "L12", "L15", "L18", "L21"]  # <= 8 labels
+    assert [bool(minor) for minor, *_ in labels] == [False, True] * 4  # phones hide every other one
+    assert labels[0][2] == "start" and labels[-1][2] == "end"  # never cut off at the edges
+    assert all(anchor == "middle" for _, _, anchor, _ in labels[1:-1])

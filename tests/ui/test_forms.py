@@ -26,8 +26,39 @@ def test_custom_range_in_zone_with_inclusive_end_date() -> None:
     q = usage_query({"range": "custom", "from": "2025-03-01", "to": "2025-03-02", "tz": "Asia/Seoul"}, NOW)
     assert q.start == datetime(2025, 2, 28, 15, tzinfo=UTC)
     assert q.end == datetime(2025, 3, 2, 15, tzinfo=UTC)
-    assert q.params() == {"range": "custom", "granularity": "day", "tz": "Asia/Seoul",
+    assert q.granularity == "hour" and q.auto  # 2 days: hours, chosen by the range
+    assert q.params() == {"range": "custom", "granularity": "", "tz": "Asia/Seoul",
                           "from": "2025-03-01", "to": "2025-03-02"}
+
+
+@pytest.mark.parametrize("params,granularity,coarsened_from", [
+    ({"range": "24h", "granularity": "minute"}, "hour", "minute"),  # not 1,440 hairline bars
+    ({"range": "7d", "granularity": "hour"}, "hour", None),  # 168 bars: still fine
+    ({"range": "30d", "granularity": "hour"}, "day", "hour"),
+    ({"range": "custom", "from": "2025-01-01", "to": "2025-03-01"}, "day", None),
+    ({"range": "custom", "from": "2024-01-01", "to": "2025-03-01"}, "week", None),
+    ({"range": "custom", "from": "2020-01-01", "to": "2025-03-01"}, "month", None),
+    ({"range": "custom", "from": "2024-01-01", "to": "2025-03-01", "granularity": "day"}, "week", "day"),
+])
+def test_granularity_follows_the_range(params: dict[str, str], granularity: str, coarsened_from: str | None) -> None:
+    q = usage_query(params, NOW)
+    assert (q.granularity, q.coarsened_from) == (granularity, coarsened_from)
+    assert q.granularity in q.granularities and "minute" not in usage_query({"range": "24h"}, NOW).granularities
+
+
+def test_remembered_zone_is_the_default_and_the_query_string_wins() -> None:
+    assert usage_query({}, NOW, default_tz="Asia/Seoul").tz == "Asia/Seoul"
+    assert usage_query({"tz": "Europe/Berlin"}, NOW, default_tz="Asia/Seoul").tz == "Europe/Berlin"
+
+
+def test_every_iana_zone_is_offered() -> None:
+    from zoneinfo import available_timezones
+
+    from app.ui.forms import all_zones
+    zones = all_zones()
+    assert zones[0] == "UTC" and len(zones) > 400
+    assert {"Asia/Seoul", "America/Argentina/Buenos_Aires", "Asia/Kolkata", "Pacific/Chatham"} <= set(zones)
+    assert set(zones) == {z for z in available_timezones() if not z.startswith(("posix/", "right/"))}
 
 
 def test_custom_range_without_from_starts_7_days_back_and_ends_now() -> None:

@@ -3,13 +3,14 @@ CSRF, escaping, error messages, and every key action through plain forms and htm
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy
-from tests.ui.conftest import UiClient, csrf_of
+from tests.ui.conftest import UiClient, csrf_of, logged_in
 
 PAGES = ["/ui", "/ui/usage", "/ui/users", "/ui/audit"]
 SCRIPT = "<script>alert(1)</script>"
@@ -158,10 +159,34 @@ def test_history_restore_gets_full_page(admin: UiClient) -> None:
 def test_usage_page_timezones_and_custom_range(admin: UiClient) -> None:
     seoul = admin.get("/ui/usage?range=24h&tz=Asia/Seoul", htmx=True).text
     assert "Asia/Seoul" in seoul and "+09:00" not in seoul.split("</p>")[0]  # times shown as local
-    custom = admin.get("/ui/usage?range=custom&from=2020-01-01&to=2020-01-03&granularity=day").text
+    custom = admin.get("/ui/usage?range=custom&from=2020-01-01&to=2020-01-03&granularity=day&tz=UTC").text
     assert "2020-01-01 00:00 to 2020-01-04 00:00" in custom
-    browser_zone = admin.get("/ui/usage?tz=Europe/Berlin").text
-    assert '<option value="Europe/Berlin" selected>' in browser_zone
+    any_zone = admin.get("/ui/usage?tz=America/Argentina/Buenos_Aires").text
+    assert 'id="tz" name="tz" value="America/Argentina/Buenos_Aires"' in any_zone
+    assert any_zone.count("<option value=") > 400  # every IANA zone in the datalist
+    assert '<option value="Pacific/Chatham">' in any_zone
+
+
+def test_time_zone_is_remembered_in_a_cookie(ui_proxy: RunningProxy) -> None:
+    client = next(logged_in(ui_proxy))
+    try:
+        first = client.get("/ui/usage?tz=Asia/Kolkata")
+        cookie = first.headers["set-cookie"]
+        assert cookie.startswith('ccp_tz="Asia/Kolkata";') and "Path=/ui" in cookie and "HttpOnly" in cookie
+        later = client.get("/ui/usage?range=7d")  # no tz in the URL: the remembered one
+        assert 'value="Asia/Kolkata"' in later.text and "Asia/Kolkata" in later.text.split('id="report-range"')[1][:200]
+        assert "set-cookie" not in later.headers or "ccp_tz" not in later.headers["set-cookie"]
+        client.http.cookies.set("ccp_tz", "Not/AZone", path="/ui")
+        assert client.get("/ui/usage").status_code == 200  # a bad cookie is ignored, never an error page
+    finally:
+        client.close()
+
+
+def test_fine_granularity_over_a_long_range_is_coarsened_and_said(admin: UiClient) -> None:
+    page = admin.get("/ui/usage?range=24h&granularity=minute&tz=UTC", htmx=True).text
+    assert "per hour" in page and "per minute would draw too many bars" in page
+    assert page.count('<g class="bar">') <= 2 * 25  # two charts, at most 25 hourly bars each
+    assert 'hx-swap-oob="innerHTML"' in page and '<option value="minute"' not in page  # menu follows the range
 
 
 # --- escaping and bad input -------------------------------------------------------------
@@ -233,7 +258,7 @@ def test_key_shown_once_with_snippets_then_gone(admin: UiClient) -> None:
     key = shown_key(response.text)
     assert f"export ANTHROPIC_BASE_URL=https://proxy.example.com/ak/{key}" in response.text
     assert ("export ANTHROPIC_BASE_URL=https://proxy.example.com\n"
-            f'export ANTHROPIC_CUSTOM_HEADERS="x-proxy-key: {key}"') in response.text
+            f'export ANTHROPIC_CUSTOM_HEADERS="x-proxy-key: {key}"') in html.unescape(response.text)
     assert 'data-copy="new-key"' in response.text
     assert response.headers["cache-control"] == "no-store"
     again = admin.get(f"/ui/users/{user_id}").text
