@@ -69,7 +69,9 @@ async def check_store(ctx: click.Context, settings: object, timeout_s: float) ->
     from app.store.admins import AdminRepository
     from app.store.mongo import STORE_ERRORS, StoreUnreachable, describe_store_error, open_store, wait_until_reachable
 
-    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None  # type: ignore[attr-defined]
+    from app.commands.runtime import store_url
+
+    url = store_url(settings)  # type: ignore[arg-type]
     database = settings.mongodb_database  # type: ignore[attr-defined]
     store = (ctx.obj or {}).get("store")
     if store is None and url is None:

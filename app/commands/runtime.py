@@ -79,8 +79,15 @@ def load_settings(ctx: click.Context) -> Settings:
 
 
 def store_url(settings: Settings) -> str | None:
-    """The MongoDB URL the server would use (None: embedded store)."""
-    return settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+    """The MongoDB URL the server would use (None: embedded store): ``PROXY_MONGODB_URL``, or the
+    URL built from ``PROXY_MONGODB_HOST`` and its parts (app/store/mongo.py ``store_url``).
+    Raises CommandFailed (exit 2) for incomplete parts."""
+    from app.store.mongo import store_url as server_store_url
+
+    try:
+        return server_store_url(settings)
+    except ValueError as exc:
+        raise CommandFailed(f"configuration error: {exc}", EXIT_USAGE, "invalid_request_error") from None
 
 
 def secret_key(settings: Settings) -> bytes:

@@ -22,7 +22,6 @@ from app.ui.forms import USER_STATUSES, limits_patch, user_status
 from app.ui.render import is_htmx, render
 from app.ui.report import page_usage_query, remember_zone, usage_view
 from app.ui.session import AdminPost, AdminSession, UiSession
-from app.usage.buckets import GRANULARITIES
 from app.usage.limits import LIMITS
 
 router = APIRouter(route_class=UiRoute)
