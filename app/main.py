@@ -18,14 +18,16 @@ from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
 from app.auth.metrics import watch_auth
-from app.bedrock.client import BedrockRuntime
+from app.bedrock.clients import BedrockClients
+from app.bedrock.credentials import BedrockKeys
 from app.bedrock.models import MODELS
+from app.bedrock.runtime import BedrockRuntime
 from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_secrets
 from app.config import Settings, get_settings
 from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
 from app.proxy.anthropic import AnthropicUpstream
-from app.proxy.bedrock_path import BedrockKeys, BedrockPath
+from app.proxy.bedrock import BedrockUpstream
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain, DrainMiddleware
 from app.proxy.forward import FallbackOptions, Forwarder
@@ -128,18 +130,17 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
                          region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
-    bedrock_runtime = BedrockRuntime(settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
-                                     connect_timeout_s=settings.bedrock_connect_timeout_s,
-                                     read_timeout_s=settings.bedrock_read_timeout_s,
-                                     max_connections=settings.bedrock_max_connections,
-                                     pool_timeout_s=settings.bedrock_pool_timeout_s)
-    metrics.watch_bedrock(bedrock_runtime)
+    bedrock_runtime = BedrockRuntime(BedrockClients(
+        settings.bedrock_region, endpoint_url=settings.bedrock_endpoint_url,
+        connect_timeout_s=settings.bedrock_connect_timeout_s, read_timeout_s=settings.bedrock_read_timeout_s,
+        max_connections=settings.bedrock_max_connections, pool_timeout_s=settings.bedrock_pool_timeout_s))
+    metrics.watch_bedrock(bedrock_runtime.clients)
     model_map_repo = ModelMapRepository(store.db)
     model_map = ModelMapCache(model_map_repo, settings.bedrock_model_map)
     bedrock_keys = BedrockKeys(keys, cipher)
-    bedrock = BedrockPath(bedrock_runtime, bedrock_keys, model_map=model_map,
-                          profile_prefix=settings.bedrock_inference_profile_prefix,
-                          ping_interval_s=settings.bedrock_ping_interval_s, drain=drain)
+    bedrock = BedrockUpstream(bedrock_runtime, bedrock_keys, model_map=model_map,
+                              profile_prefix=settings.bedrock_inference_profile_prefix,
+                              ping_interval_s=settings.bedrock_ping_interval_s, drain=drain)
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,

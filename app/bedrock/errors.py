@@ -1,6 +1,6 @@
 """Bedrock failures -> the ProxyError the client sees (Anthropic's status and ``error.type``).
 
-Pure: no I/O. Used by app/bedrock/client.py, through ``map_bedrock_errors()``, around every call
+Pure: no I/O. Used by app/bedrock/clients.py and runtime.py, through ``map_bedrock_errors()``, around every call
 and around the iteration of a ConverseStream. Source:
 https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html#API_runtime_ConverseStream_Errors
 """

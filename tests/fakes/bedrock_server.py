@@ -25,8 +25,8 @@ import asyncio
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
@@ -38,8 +38,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes.eventstream import encode_event, encode_exception, json_payload
-from tests.fakes.script import RecordedMixin, ReplyScript
-from tests.support.servers import serve_in_thread
+from tests.fakes.script import RecordedMixin
+from tests.fakes.base import FakeServer
 
 DEFAULT_TEXT = "Hello from fake Bedrock"
 # Distinct numbers, so a test can tell which counter went where.
@@ -359,7 +359,7 @@ class _ReplyResponse(Response):
 
 
 
-class FakeBedrock:
+class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
     """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each call takes the
     first scripted entry whose ``when`` matches, else ``default`` (a Reply, or a function
     RecordedRequest -> Reply); CountTokens without a script answers ``count_tokens_input_tokens``.
@@ -369,39 +369,24 @@ class FakeBedrock:
     def __init__(self, *, default: Reply | Callable[[RecordedRequest], Reply] | None = None,
                  count_tokens_input_tokens: int = 42, validate: bool = True,
                  bearer_token: str | None = None) -> None:
-        self.url = ""
+        super().__init__()
         self.default = default or converse_text()
         self.count_tokens_input_tokens = count_tokens_input_tokens
         self.validate = validate
         self.bearer_token = bearer_token
-        self.requests: list[RecordedRequest] = []
         self.disconnects = 0  # responses whose client went away during a stall or event delay
-        self._script: ReplyScript[RecordedRequest, Reply] = ReplyScript()
-        self._lock = threading.Lock()
-        self.closing = threading.Event()
         self._app = Starlette(routes=[
             Route("/model/{model_id:path}/{action:str}", self._model, methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         ])
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
-
-    def enqueue(self, *replies: Reply, when: Predicate = any_call) -> None:
-        """Script ``replies``, each used once, in order (FIFO), by calls matching ``when``."""
-        self._script.add(replies, when)
+    default_when = staticmethod(any_call)
 
     def reset(self) -> None:
         """Forget recorded calls, scripted replies and the disconnect count."""
+        super().reset()
         with self._lock:
-            self.requests.clear()
-            self._script.clear()
             self.disconnects = 0
-
-    @property
-    def pending(self) -> list[Reply]:
-        """Scripted replies not used yet."""
-        return self._script.pending
 
     def calls(self, operation: str) -> list[RecordedRequest]:
         """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens")."""
@@ -433,8 +418,7 @@ class FakeBedrock:
             operation=OPERATIONS.get(action, action), model_id=unquote(raw_model), raw_path=raw_path,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             body=await request.body())
-        with self._lock:
-            self.requests.append(recorded)
+        self._append(recorded)
         if action not in OPERATIONS:
             return _ReplyResponse(http_error(404, "UnknownOperationException", f"Unknown operation {action}"),
                                   recorded.operation, self.closing)
@@ -454,14 +438,7 @@ class FakeBedrock:
                             headers={"x-amzn-ErrorType": "UnknownOperationException" + ERROR_TYPE_SUFFIX})
 
 
-@contextmanager
-def running_fake_bedrock(**options: Any) -> Iterator[FakeBedrock]:
+def running_fake_bedrock(**options: Any) -> AbstractContextManager[FakeBedrock]:
     """A FakeBedrock(**options) served on 127.0.0.1; ``.url`` is its base URL (no trailing /),
-    to pass as BedrockRuntime(endpoint_url=...) / Settings(bedrock_endpoint_url=...)."""
-    fake = FakeBedrock(**options)
-    with serve_in_thread(fake) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.closing.set()  # let stalled responses end, so shutdown does not wait for them
+    to pass as BedrockClients(endpoint_url=...) / Settings(bedrock_endpoint_url=...)."""
+    return FakeBedrock.running(**options)

@@ -9,6 +9,9 @@ Nothing Anthropic sends can make the tap raise: an event it reads (``message_sta
 ``message_delta``, ``error``) whose ``data`` is not a JSON object (bad JSON, an array, a string,
 nested too deep) sets ``malformed``, and the relay ends the stream with an SSE ``error``; usage
 counts that are not non-negative finite numbers count as 0.
+
+The relay (``relay.py``) feeds it the bytes of both providers (Bedrock's answer is translated to this
+same grammar first), so usage and time to first token are read in one place.
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ def _object(value: Any) -> dict[str, Any]:
 class UsageTap:
     """Feed it the raw SSE bytes as they pass: ``feed(chunk)``. Afterwards ``usage`` holds the
     token counts seen so far, ``stop_reason`` the last stop reason, ``error_type`` an in-stream
-    ``error`` event's type, ``complete`` whether ``message_stop`` arrived, and ``malformed`` the
-    name of the first event whose ``data`` was not a JSON object (None while all were)."""
+    ``error`` event's type, ``complete`` whether ``message_stop`` arrived, ``content_started``
+    whether a ``content_block_delta`` event has passed (the time-to-first-token mark), and
+    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were)."""
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -68,7 +72,7 @@ class UsageTap:
         self.stop_reason: str | None = None
         self.error_type: str | None = None
         self.complete = False
-        self.first_event_seen = False
+        self.content_started = False
         self.malformed: str | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -78,7 +82,9 @@ class UsageTap:
                 self._on_event(event.event, event.data)
 
     def _on_event(self, name: str, data: str) -> None:
-        self.first_event_seen = True
+        if name == "content_block_delta":
+            self.content_started = True
+            return  # its JSON is not needed
         if name == "message_stop":
             self.complete = True
             return
