@@ -35,8 +35,10 @@ def throughput(title: str, runs: dict[str, dict[str, Any]], connections: int) ->
     for kind, sides in runs.items():
         base = sides.get("direct") or sides["proxy"]
         for name, t in sides.items():
+            proxied = name != "direct"  # the direct run's proxy CPU is the idle proxy's: no ratio to show
             rows.append([kind, name, f"{t['req_per_s']:.0f}", f"{t['req_per_s'] / base['req_per_s']:.2f}",
-                         f"{t['proxy_cpu_util'] * 100:.0f}%", f"{t['req_per_proxy_cpu_s']:.0f}",
+                         f"{t['proxy_cpu_util'] * 100:.0f}%" if proxied else "–",
+                         f"{t['req_per_proxy_cpu_s']:.0f}" if proxied else "–",
                          f"{t['p50_ms']:.2f} / {t['p99_ms']:.2f}", f"{t['upstream_connections']:.0f}"])
     return [f"### {title}, {connections} connections", "", *markdown_table(
         ["kind", "side", "req/s", "vs first row", "proxy CPU", "req per proxy CPU-s", "p50/p99 ms",
