@@ -14,10 +14,12 @@ Use it only when the frame is missing: a reported ``output_tokens`` is always th
 
 from __future__ import annotations
 
+import json
 import math
 
 CHARS_PER_TOKEN = 4
 FLOOR_NOTE = "output_tokens_floor"  # the note on a usage event billed with this floor
+_DELTA_TEXT_FIELDS = ("text", "thinking", "partial_json")  # text_delta, thinking_delta, input_json_delta
 
 
 def floor_output_tokens(streamed_text_chars: int) -> int:
@@ -36,3 +38,18 @@ def billed_output_tokens(reported: int | None, streamed_text_chars: int) -> tupl
     if reported is not None:
         return reported, False
     return floor_output_tokens(streamed_text_chars), True
+
+
+def delta_text_chars(data: str) -> int:
+    """One ``content_block_delta`` event's ``data`` (JSON text) -> the characters it streamed:
+    ``delta.text`` (text_delta), ``delta.thinking`` (thinking_delta) or ``delta.partial_json``
+    (input_json_delta); 0 for a signature delta, bad JSON or any other shape (never raises).
+    Source: https://docs.anthropic.com/en/docs/build-with-claude/streaming (delta types)."""
+    try:
+        payload = json.loads(data)
+    except (ValueError, RecursionError):
+        return 0
+    delta = payload.get("delta") if isinstance(payload, dict) else None
+    if not isinstance(delta, dict):
+        return 0
+    return sum(len(v) for k in _DELTA_TEXT_FIELDS if isinstance(v := delta.get(k), str))
