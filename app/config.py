@@ -178,6 +178,14 @@ class Settings(BaseSettings):
     self_service_enabled: bool = True  # /me: developers create, rotate and revoke their own keys
     self_service_max_keys: int = Field(3, ge=0)  # active keys per user that /me may hold
 
+    # --- pricing (issue 14 section 1, branch pricing: app/usage/pricing.py, docs/usage.md) -------
+    # A model with no price in any layer (admin overrides > pricing_overrides > shipped table) is
+    # billed at this conservative tier (USD per million tokens; cache rates follow input), flagged
+    # cost_estimated and logged once per id. Never 0: an unknown model must not spend for free.
+    unknown_model_input_usd_per_mtok: float = Field(5.0, gt=0)
+    unknown_model_output_usd_per_mtok: float = Field(25.0, gt=0)
+    price_refresh_s: float = Field(30.0, gt=0)  # how often a replica re-reads admin price overrides
+
     # --- operations -------------------------------------------------------------------------
     # Log level (JSON lines on stdout).
     log_level: str = "INFO"
