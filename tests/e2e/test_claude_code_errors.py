@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,18 @@ def upstream() -> Iterator[FakeAnthropic]:
         yield fake
 
 
+class RequestRecorder(BodyRecorder):
+    """Records every HTTP request's path as it arrives (a 401 is answered before the body is read)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.bodies.append((scope["path"], b""))
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture(scope="module")
 def recorder() -> BodyRecorder:
-    return BodyRecorder(None)
+    return RequestRecorder(None)
 
 
 @pytest.fixture(scope="module")
