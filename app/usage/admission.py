@@ -59,6 +59,13 @@ class Claim:
         return f"{self.spec.metric}:{self.scope}:{self.scope_id}:{self.spec.window}:{self.start:%Y%m%dT%H%M}"
 
 
+WINDOW_RETRIES = 3  # claims made again when a window ends while a request waits for its counter
+
+
+class _WindowEnded(Exception):
+    """A claim's window ended before its counter could be reserved (internal to ``check``)."""
+
+
 class QuotaAdmission:
     """The Forwarder's ``Admission``: ``await check(preq)`` reserves or raises RateLimited.
 
@@ -117,24 +124,33 @@ class QuotaAdmission:
         """Reserve the request's claims on ``preq.reservation``, or raise RateLimited (429)."""
         if preq.endpoint != "messages":
             return
-        now = self.clock()
-        claims = self.claims(preq, now)
-        if not claims:
+        for attempt in range(1, WINDOW_RETRIES + 1):
+            now = self.clock()
+            claims = self.claims(preq, now)
+            if not claims:
+                return
+            reservation = Reservation(self._cost)
+            try:
+                for claim in claims:
+                    if claim.amount > claim.limit:
+                        self._reject(claim, now, None)
+                    result = await self.book.reserve(claim.counter_id, claim.amount, limit=claim.limit,
+                                                     window_end=claim.end, initial=self._initial(claim))
+                    if isinstance(result, Refusal):
+                        if self.clock() >= claim.end and attempt < WINDOW_RETRIES:
+                            # The window ended while this request waited for its counter: it
+                            # belongs to the next window, so claim again there.
+                            raise _WindowEnded
+                        self._reject(claim, now, result.used)
+                    reservation.add(result, claim.amount, claim.spec.metric)
+            except _WindowEnded:
+                reservation.release(requests_too=True)
+                continue
+            except BaseException:
+                reservation.release(requests_too=True)
+                raise
+            preq.reservation = reservation
             return
-        reservation = Reservation(self._cost)
-        try:
-            for claim in claims:
-                if claim.amount > claim.limit:
-                    self._reject(claim, now, None)
-                result = await self.book.reserve(claim.counter_id, claim.amount, limit=claim.limit,
-                                                 window_end=claim.end, initial=self._initial(claim))
-                if isinstance(result, Refusal):
-                    self._reject(claim, now, result.used)
-                reservation.add(result, claim.amount, claim.spec.metric)
-        except BaseException:
-            reservation.release(requests_too=True)
-            raise
-        preq.reservation = reservation
 
     @staticmethod
     def _cost(event: UsageEvent) -> int:

@@ -333,3 +333,22 @@ def test_merge_limits_validates_and_clears() -> None:
                          ({"cost_usd_per_day": -1}, "> 0"), ({"cost_usd_per_day": "5"}, "number or null")]:
         with pytest.raises(InvalidRequest, match=message):
             merge_limits(current, bad)
+
+
+async def test_a_request_whose_window_ends_while_it_waits_is_claimed_in_the_next_window(db: Any) -> None:
+    """Under load a request can compute its minute window, then reach its counter after that minute
+    ended: it must be counted in the next window, not refused."""
+    start = datetime(2025, 1, 31, 23, 58, 59, 900_000, tzinfo=UTC)
+    calls = 0
+
+    def late_clock() -> datetime:  # the first reading is the old minute; every later one is past it
+        nonlocal calls
+        calls += 1
+        return start if calls == 1 else start + timedelta(seconds=1)
+
+    replica = Replica(db, late_clock)  # type: ignore[arg-type]
+    who = principal(key_limits={"requests_per_minute": 5})
+    preq = await replica.admit(who)
+    assert preq.reservation is not None
+    doc = await counter(db, "requests:key:ak_1:minute:20250131T2359")
+    assert doc["granted"] >= 1
