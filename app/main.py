@@ -24,6 +24,9 @@ from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_se
 from app.config import Settings, get_settings
 from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
+from app.governance import build_governance
+from app.governance.http import RequestIdMiddleware
+from app.governance.routes import router as governance_router
 from app.proxy.anthropic import AnthropicUpstream
 from app.proxy.bedrock_path import BedrockKeys, BedrockPath
 from app.proxy.cooldowns import CooldownTracker
@@ -125,6 +128,9 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
+    governance = await build_governance(settings, db=store.db, users=users, access_keys=keys, usage=usage,
+                                        audit=audit, resolver=resolver, pricing=pricing,
+                                        secret_key=secrets.secret_key)  # groups, spend limits (issue 14)
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
                          region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
@@ -146,7 +152,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                            rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
                            on_bedrock_key_change=bedrock_keys.forget),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas, bedrock=bedrock,
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=governance.admission(quotas),
+                            bedrock=bedrock,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),
                                                       cache_ttl_s=settings.cooldown_cache_ttl_s,
                                                       failure_threshold=settings.circuit_failure_threshold,
@@ -157,8 +164,10 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         bedrock_runtime=bedrock_runtime, cipher=cipher,
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
                                 profile_prefix=settings.bedrock_inference_profile_prefix,
-                                known_models=tuple(MODELS)))
+                                known_models=tuple(MODELS)), governance=governance)
     services.sso = await build_sso(settings, services)  # single sign-on (app/sso); None without PROXY_OIDC_ISSUER
+    if services.sso is not None:
+        services.sso.group_ids = governance.groups.ids_for  # SSO groups -> the proxy's group ids
     watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
@@ -195,6 +204,8 @@ async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
     if services.quotas is not None:
         await services.quotas.aclose()  # give quota leases back before the usage flush
+    if services.governance is not None:
+        await services.governance.aclose()  # spend leases back, pending alerts sent
     await services.recorder.aclose()
     await services.upstream.aclose()
     if services.bedrock_runtime is not None:
@@ -219,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.recorder.start()
         if services.quotas is not None:
             services.quotas.start()
+        services.governance.start()
         try:
             yield
         finally:
@@ -237,7 +249,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
     app.include_router(me_router)  # /me: developer self-service
+    app.include_router(governance_router)  # /admin/groups, /v1/organizations/spend_limits, /v1/models
     app.add_middleware(InFlightMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # request-id on /admin and /v1/organizations responses
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
     app.state.drain = drain
     _add_ops_routes(app)

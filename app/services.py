@@ -47,3 +47,4 @@ class Services:
     cipher: Any = None  # app.crypto.envelope.Cipher (Bedrock API keys)
     model_map: ModelMapAdmin | None = None
     sso: Any = None  # app.sso.service.SsoService when PROXY_OIDC_ISSUER is set (single sign-on)
+    governance: Any = None  # app.governance.Governance: groups, spend limits, allow-lists, admin API keys
