@@ -7,9 +7,12 @@ in micro-USD. The claim is the request's cost estimate (app/usage/estimate.py, a
 counter created mid-period starts at the recorded spend since the period began.
 
 Admission: the estimate fits (used + reserved + estimate <= cap) -> admitted. It does not fit but
-the counter is not full (used < cap) -> admitted with what is left as its reservation, so a user
-is never refused before reaching the cap; the overshoot is then at most that one request's cost
-beyond the part left. Full (used >= cap) -> 429 ``billing_error`` "spend limit reached", plus the
+the counter is not full (used < cap) -> admitted with what is left as its reservation (a *partial*
+reservation), so a user is never refused before reaching the cap; while a partial reservation is
+in flight the counter counts as full on this replica (its request may cost its whole estimate), so
+every admission sees the earlier requests at their real cost or at an upper bound: the final
+spend is at most cap + one request's cost (per replica holding a partial reservation at the end).
+Full (used >= cap) -> 429 ``billing_error`` "spend limit reached", plus the
 admin's ``blocked_message``, ``x-should-retry: false`` and ``retry-after`` = seconds to the
 period's reset. The reservation goes on ``preq.reservation`` (joined with the quotas' own when
 both apply); ``Forwarder.finish`` settles it with the real cost once.
@@ -23,9 +26,10 @@ both apply); ``Forwarder.finish`` settles it with the real cost once.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.errors import RateLimited, ServiceUnavailable
 from app.governance.cache import GovernanceCache
@@ -42,6 +46,21 @@ if TYPE_CHECKING:
     from app.proxy.request import ProxyRequest
 
 FAIL_CLOSED_RETRY_AFTER_S = 5.0
+PARTIAL_MAX_AGE_S = 1800.0  # a partial reservation never settled (a bug) stops blocking after this
+
+
+class _PartialPart:
+    """Stands for a lease in a Reservation part: forwards the settlement, then marks the counter's
+    partial reservation done (Reservation only calls ``correct``)."""
+
+    __slots__ = ("_done", "_lease")
+
+    def __init__(self, lease: Any, done: Callable[[], None]) -> None:
+        self._lease, self._done = lease, done
+
+    def correct(self, delta: int) -> None:
+        self._lease.correct(delta)
+        self._done()
 
 
 class SpendLimitReached(RateLimited):
@@ -82,6 +101,7 @@ class SpendAdmission:
         self._tz, self._fail_closed, self._alerts = tz, fail_closed, alerts
         self.clock = clock or (lambda: datetime.now(UTC))
         self.refused = 0  # requests refused over a cap (for tests and metrics)
+        self._partial: dict[str, float] = {}  # counter id -> time.monotonic() of its partial reservation
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -116,20 +136,34 @@ class SpendAdmission:
                 self._alerts.watch(cid, cap, start, end)
             if limit <= 0:
                 self._refuse(cap, now, end, used=0)
+            if self._partial_in_flight(cid):
+                self._refuse(cap, now, end, used=limit)
             initial = self._initial(cap, start)
             amount = min(estimate, limit)
             result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
             if isinstance(result, Refusal):
-                if result.used >= limit:
-                    self._refuse(cap, now, end, used=result.used)
+                if result.used >= limit or self._partial_in_flight(cid):
+                    self._refuse(cap, now, end, used=max(result.used, limit))
                 amount = limit - result.used  # not full: what is left is this request's reservation
+                self._partial[cid] = time.monotonic()
                 result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
                 if isinstance(result, Refusal):
+                    self._partial.pop(cid, None)
                     self._refuse(cap, now, end, used=result.used)
-            reservation.add(result, amount, "cost")
+                reservation.add(_PartialPart(result, lambda c=cid: self._partial.pop(c, None)),  # type: ignore[arg-type]
+                                amount, "cost")
+            else:
+                reservation.add(result, amount, "cost")
             if self._fail_closed and self.book.degraded:
                 raise ServiceUnavailable("spend limits cannot be checked right now (the proxy's store is "
                                          "unreachable)", retry_after_s=FAIL_CLOSED_RETRY_AFTER_S)
+
+    def _partial_in_flight(self, cid: str) -> bool:
+        since = self._partial.get(cid)
+        if since is not None and time.monotonic() - since > PARTIAL_MAX_AGE_S:
+            del self._partial[cid]
+            return False
+        return since is not None
 
     def _initial(self, cap: Cap, start: datetime) -> Callable[[], Awaitable[int]]:
         async def initial() -> int:
