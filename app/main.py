@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -167,7 +168,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                                 known_models=tuple(MODELS)), governance=governance)
     services.sso = await build_sso(settings, services)  # single sign-on (app/sso); None without PROXY_OIDC_ISSUER
     if services.sso is not None:
-        services.sso.group_ids = governance.groups.ids_for  # SSO groups -> the proxy's group ids
+        # SSO groups -> the proxy's group ids; with an explicit group map, missing targets are created.
+        services.sso.group_ids = partial(governance.groups.ids_for, create_missing=bool(settings.oidc_group_map))
     watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")

@@ -90,13 +90,12 @@ class Allowed:
 def allowed_for(principal: Principal, groups: Mapping[str, Mapping[str, Any]]) -> Allowed:
     """The allow-lists that apply to ``principal`` (its groups from the cached table, then its key's)."""
     lists: list[Sequence[str]] = []
-    union = [m for g in getattr(principal, "groups", ()) if (doc := groups.get(g)) is not None
-             for m in (doc.get("allowed_models") or []) if doc.get("allowed_models") is not None]
-    if any(groups.get(g, {}).get("allowed_models") is not None for g in getattr(principal, "groups", ())):
-        lists.append(list(dict.fromkeys(union)))
-    key_list = getattr(principal, "allowed_models", None)
-    if key_list is not None:
-        lists.append(list(key_list))
+    group_lists = [doc["allowed_models"] for g in principal.groups
+                   if (doc := groups.get(g)) is not None and doc.get("allowed_models") is not None]
+    if group_lists:
+        lists.append(list(dict.fromkeys(m for models in group_lists for m in models)))
+    if principal.allowed_models is not None:
+        lists.append(list(principal.allowed_models))
     return Allowed(lists)
 
 

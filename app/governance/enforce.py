@@ -116,7 +116,7 @@ class SpendAdmission:
         if preq.endpoint != "messages":
             return
         principal = preq.principal
-        caps = caps_for(self._cache.limits, principal.user_id, getattr(principal, "groups", ()))
+        caps = caps_for(self._cache.limits, principal.user_id, principal.groups)
         if self._fail_closed and (not self._cache.loaded or self._cache.stale):
             raise ServiceUnavailable("spend limits cannot be checked right now (the proxy's store is unreachable)",
                                      retry_after_s=FAIL_CLOSED_RETRY_AFTER_S)

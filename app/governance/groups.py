@@ -86,10 +86,22 @@ class GroupService:
         return [{"type": "user", "id": u["_id"], "name": u.get("name"), "email": u.get("email"),
                  "status": u.get("status")} for u in users.values()]
 
-    async def ids_for(self, refs: Iterable[str]) -> list[str]:
-        """Group ids for names or ids (SSO's mapped groups); unknown ones are dropped. Reads the
-        cached table (no store call)."""
-        out = [g["_id"] for r in refs if (g := self.cache.group_by_name_or_id(r)) is not None]
+    async def ids_for(self, refs: Iterable[str], *, create_missing: bool = False) -> list[str]:
+        """Group ids for names or ids (SSO's mapped groups), from the cached table. Unknown names
+        are dropped, or created (audited, actor ``sso``) with ``create_missing``: SSO passes it when
+        ``PROXY_OIDC_GROUP_MAP`` is set, whose targets an admin chose as proxy groups."""
+        out: list[str] = []
+        for ref in refs:
+            group = self.cache.group_by_name_or_id(ref)
+            if group is None and create_missing and not ref.startswith("grp_"):
+                try:
+                    group = await self.create_group(Actor(username="sso", ip=None), ref)
+                except InvalidRequest:  # created meanwhile (another replica), or not a valid name
+                    group = await self.repo.get_by_name(ref)
+                    if group is not None:
+                        self.cache.put_group(group)
+            if group is not None:
+                out.append(group["_id"])
         return list(dict.fromkeys(out))
 
     # --- writes -----------------------------------------------------------------------------
@@ -127,7 +139,7 @@ class GroupService:
         if doc is None:
             raise NotFound(f"group {ref!r} not found")
         self.cache.put_group(doc)
-        details = {k: v for k, v in fields.items()}
+        details = dict(fields)
         if "name" in fields:
             details["old_name"] = group.get("name")
         await self._write_audit(actor, "group.update", doc["_id"], details)

@@ -57,12 +57,8 @@ async def effective_spend_limits(services: ServicesDep, _: AdminDep, limit: int 
                                  period: list[str] | None = Query(None),
                                  user_ids: list[str] | None = Query(None)) -> dict[str, Any]:
     """Each user's resolved cap and period-to-date spend, per period (``sort=spend_desc``, ``q``)."""
-    page = await services.governance.spend.effective(periods=period, q=q, sort=sort, user_ids=user_ids,
-                                                     limit=limit, after_id=after_id)
-    body = page.body()
-    body["first_id"] = page.data[0]["actor"]["user_id"] if page.data else None
-    body["last_id"] = page.data[-1]["actor"]["user_id"] if page.data else None
-    return body
+    return (await services.governance.spend.effective(periods=period, q=q, sort=sort, user_ids=user_ids,
+                                                      limit=limit, after_id=after_id)).body()
 
 
 @router.get(SPEND + "/audit", tags=["spend limits"])

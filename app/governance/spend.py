@@ -27,10 +27,10 @@ from app.admin.service import Actor
 from app.errors import InvalidRequest, NotFound
 from app.governance.cache import GovernanceCache
 from app.governance.periods import PERIODS, iso_z, period_end, period_start
-from app.governance.resolve import MICROS_PER_CENT, amount_cents, user_cap
+from app.governance.resolve import MICROS_PER_CENT, user_cap
 from app.store.audit import AuditRepository
 from app.store.groups import GroupRepository
-from app.store.spend_limits import SpendLimitDoc, SpendLimitRepository
+from app.store.spend_limits import SpendLimitRepository
 from app.store.usage import UsageRepository
 from app.store.users import UserRepository
 
@@ -42,15 +42,18 @@ SCOPE_TYPES = ("user", "rbac_group", "rbac_group_shared", "organization")
 
 @dataclass(frozen=True)
 class Page:
-    """One page in Admin API list shape: ``{"data", "has_more", "first_id", "last_id"}``."""
+    """One page in Admin API list shape: ``{"data", "has_more", "first_id", "last_id"}``; the
+    cursors are the first and last item's ``id`` unless given (the effective report pages by user)."""
 
     data: list[dict[str, Any]]
     has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
 
-    def body(self, id_field: str = "id") -> dict[str, Any]:
+    def body(self) -> dict[str, Any]:
         return {"data": self.data, "has_more": self.has_more,
-                "first_id": self.data[0].get(id_field) if self.data else None,
-                "last_id": self.data[-1].get(id_field) if self.data else None}
+                "first_id": self.first_id or (self.data[0].get("id") if self.data else None),
+                "last_id": self.last_id or (self.data[-1].get("id") if self.data else None)}
 
 
 def actor_object(actor: Actor) -> dict[str, Any]:
@@ -121,7 +124,7 @@ class SpendLimitService:
         message = body.get("blocked_message")
         if message is not None and (not isinstance(message, str) or len(message) > MAX_BLOCKED_MESSAGE_CHARS):
             raise InvalidRequest(f"blocked_message: a string of at most {MAX_BLOCKED_MESSAGE_CHARS} characters")
-        fields["blocked_message"] = message.strip() or None if isinstance(message, str) else None
+        fields["blocked_message"] = (message.strip() or None) if isinstance(message, str) else None
         thresholds = body.get("alert_thresholds")
         if thresholds is not None:
             if (not isinstance(thresholds, list) or len(thresholds) > 10
@@ -253,8 +256,8 @@ class SpendLimitService:
         size = page_limit(limit)
         chosen = by_user[:size]
         data = [row for _, rows, _ in chosen for row in rows]
-        page = Page(data, len(by_user) > size)
-        return page
+        return Page(data, len(by_user) > size, first_id=chosen[0][0] if chosen else None,
+                    last_id=chosen[-1][0] if chosen else None)
 
     async def _users_with_groups(self, q: str | None, user_ids: Sequence[str] | None) -> list[dict[str, Any]]:
         users = await self._users.list(search=None, limit=100_000)
@@ -281,7 +284,3 @@ class SpendLimitService:
             return sum(int(d.get("cost_usd_micros") or 0) for d in docs)
         members = set(await self._groups.member_ids(ident))
         return sum(v for u, v in (await self.spend_by_user(start, end)).items() if u in members)
-
-
-def cents_of(doc: SpendLimitDoc) -> int | None:
-    return amount_cents(doc)

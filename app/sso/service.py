@@ -54,7 +54,7 @@ class SsoService:
         self._identities, self._flows, self._admin = identities, flows, admin
         self.admin_groups = parse_group_list(settings.oidc_admin_groups)
         # Mapped group names or ids -> the proxy's group ids (app/governance/groups.py ids_for; set by
-        # app/main.py). Unknown groups are dropped; None keeps the mapped names as they are.
+        # app/main.py). None keeps the mapped names as they are.
         self.group_ids: Callable[[Iterable[str]], Awaitable[list[str]]] | None = None
 
     async def aclose(self) -> None:
