@@ -31,13 +31,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 async def principal_from_path(access_key: str, request: Request) -> Principal:
     """Access key from ``/ak/{access_key}/...``."""
     resolver: AccessKeyResolver = request.app.state.services.resolver
-    return await resolver.resolve(access_key)
+    return await resolver.resolve(access_key, where="path")
 
 
 async def principal_from_header(request: Request) -> Principal:
     """Access key from the ``x-proxy-key`` header."""
     resolver: AccessKeyResolver = request.app.state.services.resolver
-    return await resolver.resolve(request.headers.get(PROXY_KEY_HEADER))
+    return await resolver.resolve(request.headers.get(PROXY_KEY_HEADER), where="header")
 
 
 PathPrincipalDep = Annotated[Principal, Depends(principal_from_path)]

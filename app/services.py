@@ -43,8 +43,11 @@ class Services:
     metrics: ProxyMetrics | None = None
     pricing: PriceTable | None = None
     quotas: QuotaAdmission | None = None  # None when settings.quotas_enabled is false
-    bedrock_runtime: Any = None  # app.bedrock.client.BedrockRuntime
+    bedrock_runtime: Any = None  # app.bedrock.runtime.BedrockRuntime
     cipher: Any = None  # app.crypto.envelope.Cipher (Bedrock API keys)
     model_map: ModelMapAdmin | None = None
     sso: Any = None  # app.sso.service.SsoService when PROXY_OIDC_ISSUER is set (single sign-on)
     governance: Any = None  # app.governance.Governance: groups, spend limits, allow-lists, admin API keys
+    # issue 14 sections 1 and 4 (branch pricing): price overrides, user lifecycle
+    pricing_admin: Any = None  # app.admin.pricing.PricingAdmin
+    lifecycle: Any = None  # app.admin.lifecycle.UserLifecycle

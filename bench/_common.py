@@ -143,19 +143,67 @@ def start_proxy(cpu: int | None, upstream_url: str, env: dict[str, str], log_pat
     raise RuntimeError(f"proxy did not answer /health in 30 s; see {log_path}")
 
 
+@dataclass
+class IssuedKey:
+    """An access key made through the admin API: the key (``sk-ccp-...``) and the ids to PATCH."""
+
+    key: str
+    key_id: str
+    user_id: str
+
+
+class Admin:
+    """The admin API, as an admin uses it: log in with HTTP Basic (-> bearer), then JSON calls.
+    Source: README "Admin API". Raises ``httpx.HTTPStatusError`` on any non-2xx answer."""
+
+    def __init__(self, proxy: str, admin_password: str) -> None:
+        self.client = httpx.Client(base_url=proxy, timeout=30)
+        basic = base64.b64encode(f"admin:{admin_password}".encode()).decode()
+        login = self.client.post("/admin/auth/login", headers={"authorization": f"Basic {basic}"})
+        login.raise_for_status()
+        self.client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+
+    def call(self, method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        response = self.client.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def issue_key(self, name: str = "bench") -> IssuedKey:
+        """A new user ``name`` with one access key."""
+        user = self.call("POST", "/admin/users", {"name": name, "email": f"{name}@example.com"})
+        key = self.call("POST", f"/admin/users/{user['id']}/access-keys", {"name": name})
+        return IssuedKey(str(key["key"]), str(key["id"]), str(user["id"]))
+
+    def set_limits(self, issued: IssuedKey, limits: dict[str, object]) -> None:
+        """The same ``limits`` (fields of docs/usage.md "Quotas and rate limits") on the key and its user."""
+        self.call("PATCH", f"/admin/access-keys/{issued.key_id}", {"limits": limits})
+        self.call("PATCH", f"/admin/users/{issued.user_id}", {"limits": limits})
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def issue_access_key(proxy: str, admin_password: str) -> str:
     """Through the admin API, as an admin would: log in (HTTP Basic -> bearer), create a user,
     create an access key for it; returns the key (``sk-ccp-...``)."""
-    basic = base64.b64encode(f"admin:{admin_password}".encode()).decode()
-    with httpx.Client(base_url=proxy, timeout=30) as client:
-        login = client.post("/admin/auth/login", headers={"authorization": f"Basic {basic}"})
-        login.raise_for_status()
-        admin = {"authorization": f"Bearer {login.json()['access_token']}"}
-        user = client.post("/admin/users", json={"name": "bench", "email": "bench@example.com"}, headers=admin)
-        user.raise_for_status()
-        key = client.post(f"/admin/users/{user.json()['id']}/access-keys", json={"name": "bench"}, headers=admin)
-        key.raise_for_status()
-        return key.json()["key"]
+    admin = Admin(proxy, admin_password)
+    try:
+        return admin.issue_key().key
+    finally:
+        admin.close()
+
+
+def results_path(script: str) -> Path:
+    """``bench/results/<script>-<UTC time>.json`` (the folder is git-ignored; made if missing)."""
+    folder = ROOT / "bench" / "results"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{script}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> list[str]:
+    """A GitHub Markdown table (lines); floats keep the text the caller formatted."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
 
 def load_average() -> str:

@@ -10,7 +10,14 @@ The mode is the query string (the proxy passes it through unchanged):
 - ``?mode=gapped&chunks=5&gap_ms=50`` message_start, then ``chunks`` content_block_delta events
   ``gap_ms`` apart (one HTTP chunk each), then the end of the message;
 - ``?mode=slow&ping_s=2&hold_s=60`` message_start and one delta at once, then a ``ping`` every
-  ``ping_s`` seconds until the client leaves or ``hold_s`` seconds pass (then the end).
+  ``ping_s`` seconds until the client leaves or ``hold_s`` seconds pass (then the end);
+- ``?mode=long&deltas=1000&gap_ms=1`` a long answer: message_start, content_block_start, ``deltas``
+  content_block_delta events, the end (``deltas`` + 5 events), one HTTP chunk and one socket write per
+  event, ``gap_ms`` apart (as a model emits tokens, so each event reaches the proxy in its own read);
+  ``gap_ms=0`` writes the whole answer at once.
+
+Without ``mode`` in the query, a body containing ``"stream": true`` (or ``"stream":true``) gets the
+short stream and any other body the JSON answer (for gateways that do not pass the query string on).
 
 ``GET /_stats`` -> ``{"connections": accepted so far, "open": open now, "requests": answered}``.
 Wire shapes: https://docs.anthropic.com/en/api/messages and /messages-streaming.
@@ -63,6 +70,12 @@ STREAM_RESPONSE = SSE_HEAD + b"".join(chunk(e) for e in (MESSAGE_START, BLOCK_ST
     + b"0\r\n\r\n"
 
 
+def long_events(deltas: int) -> list[bytes]:
+    """The events of a ``deltas``-delta answer, one bytes object each (``deltas`` + 5 events)."""
+    ends = [e + b"\n\n" for e in END.split(b"\n\n") if e]
+    return [MESSAGE_START, BLOCK_START, *(delta(i) for i in range(deltas)), *ends]
+
+
 class Stats:
     connections = 0
     open = 0
@@ -99,11 +112,12 @@ class MockProtocol(asyncio.Protocol):
                 length = int(head[at + 17:stop if stop > 0 else None])
             if len(self.buffer) < end + 4 + length:
                 return
+            body = bytes(self.buffer[end + 4:end + 4 + length])
             del self.buffer[:end + 4 + length]
             target = head[:head.find(b"\r\n")].split(b" ")[1].decode()
-            self.answer(target)
+            self.answer(target, b'"stream": true' in body or b'"stream":true' in body)
 
-    def answer(self, target: str) -> None:
+    def answer(self, target: str, stream: bool = False) -> None:
         assert self.transport is not None
         path, _, query = target.partition("?")
         Stats.requests += 1
@@ -114,7 +128,7 @@ class MockProtocol(asyncio.Protocol):
                                  % (len(body), body))
             return
         args = dict(parse_qsl(query))
-        mode = args.get("mode", "json")
+        mode = args.get("mode") or ("stream" if stream else "json")
         if mode == "json":
             self.transport.write(JSON_HEAD + JSON_BODY)
         elif mode == "stream":
@@ -125,6 +139,12 @@ class MockProtocol(asyncio.Protocol):
         elif mode == "slow":
             self.task = asyncio.ensure_future(self.slow(float(args.get("ping_s", 2)),
                                                         float(args.get("hold_s", 60))))
+        elif mode == "long":
+            deltas, gap_s = int(args.get("deltas", 1000)), float(args.get("gap_ms", 1)) / 1000
+            if gap_s <= 0:
+                self.transport.write(SSE_HEAD + b"".join(chunk(e) for e in long_events(deltas)) + b"0\r\n\r\n")
+            else:
+                self.task = asyncio.ensure_future(self.long(deltas, gap_s))
         else:
             self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
 
@@ -135,6 +155,15 @@ class MockProtocol(asyncio.Protocol):
             await asyncio.sleep(gap_s)
             self.transport.write(chunk(delta(i)))
         self.transport.write(chunk(END) + b"0\r\n\r\n")
+        self.done()
+
+    async def long(self, deltas: int, gap_s: float) -> None:
+        assert self.transport is not None
+        self.transport.write(SSE_HEAD)
+        for event in long_events(deltas):
+            self.transport.write(chunk(event))
+            await asyncio.sleep(gap_s)
+        self.transport.write(b"0\r\n\r\n")
         self.done()
 
     async def slow(self, ping_s: float, hold_s: float) -> None:

@@ -1,7 +1,8 @@
 """What the proxy adds: the real proxy process in front of a fast mock upstream on loopback, side by
 side with the same mock called directly, in one run.
 
-    .venv/bin/python bench/proxy_overhead.py [--quick] [--json results.json] [--app-root OTHER_CHECKOUT]
+    .venv/bin/python bench/proxy_overhead.py [--quick] [--phases PHASES] [--json results.json]
+                                             [--app-root OTHER_CHECKOUT]
 
 Layout (2+ CPUs): ``claude-code-proxy serve`` pinned to CPU 1 (``taskset -c 1``); the mock upstream
 (bench/mock_anthropic.py, raw asyncio) and this load generator (aiohttp, cheaper per request than
@@ -11,16 +12,24 @@ its JSON request log at INFO into a file. Usage writes are deferred past the run
 (``--store-writes`` keeps them): on the embedded store they are mongomock doing a database's work
 inside the proxy process, which a real MongoDB/DocumentDB does on its own machine.
 
-Measures, direct vs through the proxy, alternating in rounds after a warm-up:
-1. latency at 1 connection: p50/p99 of a JSON answer (to the last byte) and of the time to the
-   first ``content_block_delta`` of a stream; the added ms and the ratio;
-2. closed-loop throughput at ``--connections`` (50): req/s, the proxy's CPU time from
-   /proc/<pid>/stat, req per proxy CPU-second (= req/s per core); upstream connections opened;
-3. chunk timing: the mock sends ``--chunks`` deltas ``--gap-ms`` apart; the gaps the client sees;
-4. RSS per open stream: proxy VmRSS before and with ``--streams`` (500) slow streams open;
-5. checks (sniffio importable, no BaseHTTPMiddleware) and bench/upstream_client.py's comparison
-   of the upstream client's CPU per request (httpx pools vs aiohttp).
-Every loop is bounded by a count and a deadline. Method, results and findings: bench/README.md.
+Phases (``--phases``, comma-separated; default ``rss,latency,chunks,throughput,clients``; ``all``),
+direct vs through the proxy, alternating in rounds after a warm-up:
+- ``latency``: p50/p99 at 1 connection of a JSON answer (to the last byte) and of the time to the
+  first ``content_block_delta`` of a stream; the added ms and the ratio;
+- ``throughput``: closed loop at ``--connections`` (50): req/s, the proxy's CPU time from
+  /proc/<pid>/stat, req per proxy CPU-second (= req/s per core); upstream connections opened;
+- ``limits``: the same closed loop through a key whose key and user have limits set (large enough
+  never to refuse), alternating with the key without limits;
+- ``events``: proxy CPU µs per relayed SSE event, reading ``--deltas`` (1,000)-delta answers;
+- ``chunks``: the mock sends ``--chunks`` deltas ``--gap-ms`` apart; the gaps the client sees;
+- ``rss``: proxy VmRSS before and with ``--streams`` (500) slow streams open, request bodies of
+  ``--rss-body-kib`` KiB (default ``--body-kib``; issue 16 uses 100);
+- ``steady``: a second proxy with usage writes on the embedded store, ``--steady-rounds`` closed-loop
+  rounds of ``--steady-round-s`` seconds back to back; req per proxy CPU-second per round;
+- ``clients``: checks (sniffio importable, no BaseHTTPMiddleware) and bench/upstream_client.py's
+  comparison of the upstream client's CPU per request (httpx pools vs aiohttp).
+Every loop is bounded by a count and a deadline. Prints Markdown; writes JSON to bench/results/
+(or ``--json``). Method, results and findings: bench/README.md.
 """
 
 from __future__ import annotations
@@ -35,16 +44,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (cpu_busy_s, cpu_s, issue_access_key, load_average, raise_nofile,  # noqa: E402
+from _common import (Admin, Process, cpu_busy_s, cpu_s, load_average, raise_nofile, results_path,  # noqa: E402
                      start_mock, start_proxy)
 from _phases import Target, chunk_timing, latency, open_streams, throughput  # noqa: E402
+from _report import report  # noqa: E402
+from _steady import steady_state  # noqa: E402
+from _stream_cost import stream_cost  # noqa: E402
 from upstream_client import compare as compare_clients  # noqa: E402
-from upstream_client import report as report_clients  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password-123"
+PHASES = ("rss", "latency", "chunks", "throughput", "limits", "events", "clients", "steady")
+DEFAULT_PHASES = ("rss", "latency", "chunks", "throughput", "clients")
+# Large enough never to refuse a benchmark run, so the quota path runs its steady-state checks only.
+NEVER_REFUSING_LIMITS = {"requests_per_minute": 10**9, "tokens_per_day": 10**12, "cost_usd_per_month": 10**6}
+HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench"}
 
 
 def trap_checks() -> dict[str, Any]:
@@ -67,6 +84,14 @@ def trap_checks() -> dict[str, Any]:
                                      if isinstance(c, type) and issubclass(c, BaseHTTPMiddleware)]}
 
 
+async def usage_me(target: Target) -> dict[str, Any]:
+    """``GET /v1/usage/me`` for ``target``'s key: its limits and quota use (proof the limits were in force)."""
+    async with aiohttp.ClientSession() as session, \
+            session.get(target.url + "/v1/usage/me", headers=target.headers) as response:
+        body = await response.json()
+    return {"status": response.status, "limits": body.get("limits"), "quota": body.get("quota")}
+
+
 def request_body(pad_kib: int, *, stream: bool) -> bytes:
     """A Messages request; ``pad_kib`` KiB of user text (Claude Code's real requests carry tens of KiB)."""
     text = ("lorem ipsum " * (pad_kib * 1024 // 12 + 1))[:max(pad_kib * 1024, 2)]
@@ -74,95 +99,93 @@ def request_body(pad_kib: int, *, stream: bool) -> bytes:
                        "messages": [{"role": "user", "content": text}]}).encode()
 
 
-def proxy_env(args: argparse.Namespace) -> dict[str, str]:
+def proxy_env(args: argparse.Namespace, *, store_writes: bool) -> dict[str, str]:
     env = {"PROXY_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnop", "PROXY_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "PROXY_LOG_LEVEL": args.log_level}
-    if not args.store_writes:  # see the module docstring: no mongomock work inside the measured process
+    if not store_writes:  # see the module docstring: no mongomock work inside the measured process
         env.update(PROXY_USAGE_FLUSH_INTERVAL_S="3600", PROXY_USAGE_BATCH_SIZE="1000000",
                    PROXY_USAGE_QUEUE_MAX="1000000", PROXY_USAGE_SWEEP_INTERVAL_S="3600")
     return env
 
 
-async def run(args: argparse.Namespace, direct: Target, proxy: Target, pids: dict[str, int],
-              mock_url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, direct: Target, proxy: Target, limited: Target | None,
+              pids: dict[str, int], mock_url: str, phase_s: dict[str, float]) -> dict[str, Any]:
+    """The phases on one proxy (all but ``steady``), in a fixed order; ``phase_s`` gets their seconds."""
     targets = [direct, proxy]
     json_body, stream_body = request_body(args.body_kib, stream=False), request_body(args.body_kib, stream=True)
-    results: dict[str, Any] = {"checks": trap_checks()}
+    results: dict[str, Any] = {}
+
+    def timed(name: str) -> None:
+        phase_s[name] = time.monotonic() - phase_s.pop("_t0")
+
     # RSS first, on a young process, so memory freed by earlier phases cannot hide the streams' cost.
     await latency(targets, "json", json_body, 100, 20, 1, 30, pids["proxy"])
-    results["rss"] = await open_streams(proxy, stream_body, args.streams, pids["proxy"], 60, mock_url)
-    results["latency"] = {kind: await latency(targets, kind, body, args.requests, 50, 4, 60, pids["proxy"])
-                          for kind, body in (("json", json_body), ("stream", stream_body))}
-    results["chunks"] = await chunk_timing(targets, stream_body, args.gapped_streams, args.chunks, args.gap_ms, 30)
-    results["throughput"] = {
-        kind: await throughput(targets, kind, body, args.connections, args.duration, 2, args.max_requests, pids,
-                               mock_url)
-        for kind, body in (("json", json_body), ("stream", stream_body))}
-    results["clients"] = await compare_clients(mock_url, args.client_requests)
+    if "rss" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["rss"] = await open_streams(proxy, request_body(args.rss_body_kib, stream=True), args.streams,
+                                            pids["proxy"], 60, mock_url)
+        results["rss"]["body_kib"] = args.rss_body_kib
+        timed("rss")
+    if "latency" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["latency"] = {kind: await latency(targets, kind, body, args.requests, 50, 4, 60, pids["proxy"])
+                              for kind, body in (("json", json_body), ("stream", stream_body))}
+        timed("latency")
+    if "chunks" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["chunks"] = await chunk_timing(targets, stream_body, args.gapped_streams, args.chunks, args.gap_ms,
+                                               30)
+        timed("chunks")
+    if "throughput" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["throughput"] = {
+            kind: await throughput(targets, kind, body, args.connections, args.duration, 2, args.max_requests, pids,
+                                   mock_url)
+            for kind, body in (("json", json_body), ("stream", stream_body))}
+        timed("throughput")
+    if limited is not None:
+        phase_s["_t0"] = time.monotonic()
+        results["limits"] = {
+            kind: await throughput([proxy, limited], kind, body, args.connections, args.duration * 2, 4,
+                                   args.max_requests, pids, mock_url)
+            for kind, body in (("json", json_body), ("stream", stream_body))}
+        results["limits_check"] = await usage_me(limited)
+        timed("limits")
+    if "events" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["events"] = await stream_cost(targets, stream_body, args.deltas, args.event_gap_ms,
+                                              args.event_concurrency, args.event_streams, 2, 120, pids)
+        timed("events")
+    if "clients" in args.phases:
+        phase_s["_t0"] = time.monotonic()
+        results["checks"] = trap_checks()
+        results["clients"] = await compare_clients(mock_url, args.client_requests)
+        timed("clients")
     return results
 
 
-def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
-    """The table (lines) and target verdicts (also stored in ``r["targets"]``)."""
-    lines = [f"proxy overhead: proxy on CPU {args.proxy_cpu}, mock upstream + load generator on CPU {args.load_cpu}; "
-             f"body {args.body_kib} KiB; log level {args.log_level}; usage writes "
-             f"{'on (embedded store)' if args.store_writes else 'deferred'}; load average {r['load_before']} "
-             f"(before) {r['load_after']} (after); other processes used {r['others_on_proxy_cpu'] * 100:.0f}% "
-             f"of CPU {args.proxy_cpu} during the run", "",
-             "latency at 1 connection          direct p50/p99 ms   proxy p50/p99 ms   added p50/p99 ms   ratio p50"
-             "   proxy CPU ms/req"]
-    for kind, label in (("json", "JSON, to last byte"), ("stream", "stream, to first delta")):
-        d, p = r["latency"][kind]["direct"], r["latency"][kind]["proxy"]
-        lines.append(f"  {label:<30} {d['p50_ms']:7.3f} / {d['p99_ms']:6.3f}   {p['p50_ms']:7.3f} / {p['p99_ms']:6.3f}"
-                     f"   {p['p50_ms'] - d['p50_ms']:7.3f} / {p['p99_ms'] - d['p99_ms']:6.3f}"
-                     f"   {p['p50_ms'] / d['p50_ms']:6.1f}x   {p['proxy_cpu_ms_per_req']:16.3f}")
-    lines += ["", f"closed loop, {args.connections} connections   direct req/s   proxy req/s   ratio   proxy CPU"
-              "   req per proxy CPU-s   proxy p50/p99 ms   upstream conns"]
-    for kind in ("json", "stream"):
-        d, p = r["throughput"][kind]["direct"], r["throughput"][kind]["proxy"]
-        lines.append(f"  {kind:<30} {d['req_per_s']:10.0f}   {p['req_per_s']:11.0f}"
-                     f"   {p['req_per_s'] / d['req_per_s']:5.2f}"
-                     f"   {p['proxy_cpu_util'] * 100:7.0f}%   {p['req_per_proxy_cpu_s']:19.0f}"
-                     f"   {p['p50_ms']:7.2f} / {p['p99_ms']:6.2f}   {p['upstream_connections']:14.0f}")
-    lines += ["", f"chunk timing ({args.chunks} deltas sent {args.gap_ms:g} ms apart)   gap p50 ms   gap min ms"
-              "   gap max ms   most deltas in one read"]
-    for name in ("direct", "proxy"):
-        c = r["chunks"][name]
-        lines.append(f"  {name:<44} {c['gap_p50_ms']:10.1f}   {c['gap_min_ms']:10.1f}   {c['gap_max_ms']:10.1f}"
-                     f"   {c['most_deltas_per_read']:23d}")
-    m = r["rss"]
-    lines += ["", f"RSS with {m['streams']} open streams (upstream sees {m['upstream_open']} open): "
-              f"before {m['rss_before_kib'] / 1024:.1f} MiB, with {m['rss_with_streams_kib'] / 1024:.1f} MiB, "
-              f"after close {m['rss_after_close_kib'] / 1024:.1f} MiB -> {m['kib_per_stream']:.1f} KiB per stream"]
-    c = r["checks"]
-    proxy_runs = [r["throughput"][kind]["proxy"] for kind in ("json", "stream")]
-    lines += ["", f"checks: sniffio {c['sniffio'] or 'MISSING'}; middleware {', '.join(c['middleware'])} "
-              f"(BaseHTTPMiddleware: {', '.join(c['base_http_middleware']) or 'none'}); upstream connections "
-              f"opened by the proxy in the closed-loop runs: {sum(x['upstream_connections'] for x in proxy_runs):.0f} "
-              f"for {sum(x['requests'] for x in proxy_runs):.0f} requests", ""]
-    lines += report_clients(r["clients"])
-    added_json = r["latency"]["json"]["proxy"]["p50_ms"] - r["latency"]["json"]["direct"]["p50_ms"]
-    added_stream = r["latency"]["stream"]["proxy"]["p50_ms"] - r["latency"]["stream"]["direct"]["p50_ms"]
-    per_core = r["throughput"]["json"]["proxy"]["req_per_proxy_cpu_s"]
-    gap_min = r["chunks"]["proxy"]["gap_min_ms"]
-    r["targets"] = {"added_p50_json_ms<=1.5": added_json <= 1.5, "added_p50_stream_ms<=1.5": added_stream <= 1.5,
-                    "req_per_core_json>=500": per_core >= 500,
-                    "chunks_not_bursted": gap_min >= 0.8 * args.gap_ms}
-    lines += ["", "targets: " + "; ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in r["targets"].items())]
-    return lines
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="small counts (about 20 s for the default phases)")
+    parser.add_argument("--phases", default=",".join(DEFAULT_PHASES),
+                        help=f"comma-separated, from {','.join(PHASES)}; or 'all'")
     parser.add_argument("--requests", type=int, help="latency: requests per target and kind (default 1000)")
     parser.add_argument("--duration", type=float, help="throughput: seconds per target and kind (default 8)")
     parser.add_argument("--max-requests", type=int, default=200_000, help="throughput: cap per target and kind")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--streams", type=int, help="open slow streams for RSS (default 500)")
+    parser.add_argument("--streams", type=int, help="rss: open slow streams (default 500)")
+    parser.add_argument("--rss-body-kib", type=int, help="rss: request body KiB (default --body-kib)")
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--gap-ms", type=float, default=50.0)
     parser.add_argument("--gapped-streams", type=int, help="streams for chunk timing (default 10)")
+    parser.add_argument("--deltas", type=int, default=1000, help="events: content_block_delta events per answer")
+    parser.add_argument("--event-gap-ms", type=float, default=1.0,
+                        help="events: ms between the mock's events (0: the whole answer in one write)")
+    parser.add_argument("--event-concurrency", type=int, default=4, help="events: answers in flight")
+    parser.add_argument("--event-streams", type=int, help="events: answers per target (default 40)")
+    parser.add_argument("--steady-rounds", type=int, default=6, help="steady: rounds (e.g. 120 for a long run)")
+    parser.add_argument("--steady-round-s", type=float, default=5.0, help="steady: seconds per round")
+    parser.add_argument("--steady-kind", choices=("json", "stream"), default="json")
     parser.add_argument("--client-requests", type=int, help="upstream client comparison: requests (default 3000)")
     parser.add_argument("--body-kib", type=int, default=1)
     parser.add_argument("--log-level", default="INFO", help="proxy PROXY_LOG_LEVEL (INFO: one JSON line per request)")
@@ -170,14 +193,63 @@ def main() -> None:
     parser.add_argument("--proxy-cpu", type=int, default=1)
     parser.add_argument("--load-cpu", type=int, default=0)
     parser.add_argument("--app-root", type=Path, help="run the proxy's app package from this tree (A/B runs)")
-    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--json", type=Path, help="write the results here (default bench/results/...)")
     args = parser.parse_args()
+    args.phases = PHASES if args.phases == "all" else tuple(p for p in args.phases.split(",") if p)
+    if unknown := set(args.phases) - set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     quick = args.quick
     args.requests = args.requests or (200 if quick else 1000)
     args.duration = args.duration or (2.0 if quick else 8.0)
     args.streams = args.streams or (100 if quick else 500)
+    args.rss_body_kib = args.rss_body_kib or args.body_kib
     args.gapped_streams = args.gapped_streams or (4 if quick else 10)
+    args.event_streams = args.event_streams or (16 if quick else 40)
     args.client_requests = args.client_requests or (500 if quick else 3000)
+    return args
+
+
+def measure(args: argparse.Namespace, mock: Process, workdir: Path, phase_s: dict[str, float],
+            proxy_cpu: list[float]) -> dict[str, Any]:
+    """The phases that share one proxy (usage writes as ``--store-writes`` says); appends the
+    proxy's CPU seconds to ``proxy_cpu``."""
+    proxy = start_proxy(args.proxy_cpu, mock.url, proxy_env(args, store_writes=args.store_writes),
+                        workdir / "proxy.log", args.app_root)
+    try:
+        admin = Admin(proxy.url, ADMIN_PASSWORD)
+        via = Target("proxy", proxy.url, {**HEADERS, "x-proxy-key": admin.issue_key("bench").key})
+        limited = None
+        if "limits" in args.phases:
+            issued = admin.issue_key("bench-limited")
+            admin.set_limits(issued, NEVER_REFUSING_LIMITS)
+            limited = Target("proxy+limits", proxy.url, {**HEADERS, "x-proxy-key": issued.key})
+        admin.close()
+        pids = {"proxy": proxy.pid, "mock": mock.pid, "loadgen": os.getpid()}
+        return asyncio.run(run(args, Target("direct", mock.url, HEADERS), via, limited, pids, mock.url, phase_s))
+    finally:
+        proxy_cpu.append(cpu_s(proxy.pid))  # its whole life, start-up included
+        proxy.stop(kill=True)  # a graceful stop would flush the deferred usage into mongomock first
+
+
+def measure_steady(args: argparse.Namespace, mock: Process, workdir: Path, proxy_cpu: list[float]) -> dict[str, Any]:
+    """``steady`` on its own proxy with usage writes on (the embedded store, as a newcomer runs it)."""
+    proxy = start_proxy(args.proxy_cpu, mock.url, proxy_env(args, store_writes=True), workdir / "proxy-steady.log",
+                        args.app_root)
+    try:
+        admin = Admin(proxy.url, ADMIN_PASSWORD)
+        via = Target("proxy", proxy.url, {**HEADERS, "x-proxy-key": admin.issue_key("bench-steady").key})
+        admin.close()
+        pids = {"proxy": proxy.pid, "mock": mock.pid, "loadgen": os.getpid()}
+        body = request_body(args.body_kib, stream=args.steady_kind == "stream")
+        return asyncio.run(steady_state(via, args.steady_kind, body, args.connections, args.steady_rounds,
+                                        args.steady_round_s, args.max_requests, pids))
+    finally:
+        proxy_cpu.append(cpu_s(proxy.pid))  # its whole life, start-up included
+        proxy.stop(kill=True)
+
+
+def main() -> None:
+    args = parse_args()
     if len(os.sched_getaffinity(0)) < 2 and args.proxy_cpu == args.load_cpu:
         print("warning: proxy and load share one CPU", file=sys.stderr)
     raise_nofile(args.streams * 4 + 1024)
@@ -189,29 +261,28 @@ def main() -> None:
         pass
     workdir = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
     mock = start_mock(args.load_cpu)
-    proxy = None
+    phase_s: dict[str, float] = {}
+    proxy_cpu: list[float] = []
     try:
-        proxy = start_proxy(args.proxy_cpu, mock.url, proxy_env(args), workdir / "proxy.log", args.app_root)
-        key = issue_access_key(proxy.url, ADMIN_PASSWORD)
-        headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench"}
-        direct = Target("direct", mock.url, headers)
-        via = Target("proxy", proxy.url, {**headers, "x-proxy-key": key})
-        pids = {"proxy": proxy.pid, "mock": mock.pid, "loadgen": os.getpid()}
         load_before = load_average()
-        t0, busy0, proxy0 = time.monotonic(), cpu_busy_s(args.proxy_cpu), cpu_s(proxy.pid)
-        results = asyncio.run(run(args, direct, via, pids, mock.url))
+        t0, busy0 = time.monotonic(), cpu_busy_s(args.proxy_cpu)
+        results: dict[str, Any] = {}
+        if set(args.phases) - {"steady"}:
+            results = measure(args, mock, workdir, phase_s, proxy_cpu)
+        if "steady" in args.phases:
+            started = time.monotonic()
+            results["steady"] = measure_steady(args, mock, workdir, proxy_cpu)
+            phase_s["steady"] = time.monotonic() - started
         wall_s = time.monotonic() - t0
-        others_s = (cpu_busy_s(args.proxy_cpu) - busy0) - (cpu_s(proxy.pid) - proxy0)
-        results.update(load_before=load_before, load_after=load_average(), wall_s=wall_s,
+        others_s = (cpu_busy_s(args.proxy_cpu) - busy0) - sum(proxy_cpu)
+        results.update(load_before=load_before, load_after=load_average(), wall_s=wall_s, phase_s=phase_s,
                        others_on_proxy_cpu=max(0.0, others_s / wall_s), args={k: str(v) for k, v in vars(args).items()})
     finally:
-        if proxy is not None:
-            proxy.stop(kill=True)  # a graceful stop would flush the deferred usage into mongomock first
         mock.stop()
     print("\n".join(report(args, results)))
-    print(f"\n(wall {results['wall_s']:.0f} s; proxy log: {workdir / 'proxy.log'})")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+    out = args.json or results_path("proxy_overhead")
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\n(wall {results['wall_s']:.0f} s; proxy logs in {workdir}; results {out})")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import argon2
 import httpx
 import pytest
 
@@ -20,16 +22,8 @@ from app.main import create_app
 from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
 from tests.support.servers import serve_in_thread
 
-ADMIN_PASSWORD = "test-admin-password-123"
-SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
-CLIENT_API_KEY = "sk-ant-api03-client-credential-for-tests"
-
-
-# Fake AWS credentials for the whole run, so botocore never looks for real ones (no IMDS calls).
-AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "AKIATESTTESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret-access-key",
-                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-# Where Bedrock calls go when a test does not start a fake Bedrock: a closed loopback port.
-NO_BEDROCK_URL = "http://127.0.0.1:9"
+from tests.support.constants import (ADMIN_PASSWORD, AWS_TEST_ENV, CHEAP_ARGON2, CLIENT_API_KEY,  # noqa: F401
+                                     NO_BEDROCK_URL, SECRET_KEY)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -119,13 +113,27 @@ class BodyRecorder:
         await self.app(scope, recording_receive, send)
 
 
+def cheap_password_hashing(patch: pytest.MonkeyPatch) -> None:
+    """Make ``argon2.PasswordHasher()`` (default parameters) hash with ``CHEAP_ARGON2``: a test
+    proxy's admin account is not what is tested, and the default cost dominated each start."""
+    original = argon2.PasswordHasher.__init__
+
+    def cheap(self: argon2.PasswordHasher, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **(kwargs or ({} if args else CHEAP_ARGON2)))
+
+    patch.setattr(argon2.PasswordHasher, "__init__", cheap)
+
+
 def start_proxy(settings: Settings, *, recorder: BodyRecorder | None = None) -> Iterator[RunningProxy]:
     app = create_app(settings)
     asgi = app
     if recorder is not None:
         recorder.app = app
         asgi = recorder
-    with serve_in_thread(asgi) as url:
+    with ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as patch:
+            cheap_password_hashing(patch)  # the app builds its hasher in the lifespan, at start
+            url = stack.enter_context(serve_in_thread(asgi))
         admin = admin_client(url)
         user = admin.post("/admin/users", json={"name": "Ada", "email": "ada@example.com"}).json()
         key = admin.post(f"/admin/users/{user['id']}/access-keys", json={"name": "laptop"}).json()

@@ -37,7 +37,6 @@ MAX_ENTRIES = 200
 ENTRY_MAX_CHARS = 128
 _ENTRY = re.compile(r"^[A-Za-z0-9._:/\-\[\]*]+$")
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
-NO_RETRY = {"x-should-retry": "false"}
 
 
 def clean_model_list(models: Iterable[str] | None) -> list[str]:
@@ -138,8 +137,8 @@ class ModelPolicy:
         model = preq.model
         if model is None or not allowed(model):
             listed = ", ".join(allowed.describe()) or "(none)"
-            raise PermissionDenied(f"model {model!r} is not allowed for this access key; allowed models: {listed}",
-                                   headers=NO_RETRY)
+            # PermissionDenied sends x-should-retry: false (app/errors.py).
+            raise PermissionDenied(f"model {model!r} is not allowed for this access key; allowed models: {listed}")
 
     def list_models(self, principal: Principal, *, limit: int = 1000, after_id: str | None = None,
                     before_id: str | None = None) -> dict[str, Any]:

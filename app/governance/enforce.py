@@ -67,9 +67,7 @@ class SpendLimitReached(RateLimited):
     """429 ``billing_error``: the principal is over a spend cap until ``retry-after``. Never retried."""
 
     error_type = "billing_error"
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message, retry_after_s=retry_after_s, headers={"x-should-retry": "false"})
+    should_retry = False  # x-should-retry: false (app/errors.py): Claude Code stops at once
 
 
 class SpendLeaseBook(LeaseBook):

@@ -9,7 +9,7 @@ https://docs.anthropic.com/en/api/messages
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -96,6 +96,24 @@ class AnthropicUpstream:
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
+
+
+async def sse_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives (``aiter_raw()``: the bytes as received, no decoding), for the Relay.
+    Raises UpstreamTimeout / UpstreamUnavailable when the connection fails mid-response."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise map_stream_error(exc) from None
+
+
+async def read_body(response: httpx.Response) -> bytes:
+    """The whole body. Raises UpstreamTimeout / UpstreamUnavailable (see ``map_stream_error``)."""
+    try:
+        return await response.aread()
+    except httpx.HTTPError as exc:
+        raise map_stream_error(exc) from None
 
 
 def map_stream_error(exc: Exception) -> ProxyError:

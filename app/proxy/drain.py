@@ -12,7 +12,7 @@ shutdown too late. So the server tells the app when shutdown *begins* (``Drainin
    ``grace_s - min(margin_s, grace_s / 10)`` seconds.
 2. ``cut()`` sets ``cutting`` and cancels the task of every proxy request whose SSE response has
    started and not ended (``DrainMiddleware`` keeps that set; no cost per chunk).
-3. The relays (``forward.py``, ``bedrock_path.py``) see the cancellation with ``cutting`` set and
+3. The relay (``relay.py``, for both providers) sees the cancellation with ``cutting`` set and
    record status 529 (``overloaded_error``), note ``shutdown``; ``DrainMiddleware`` catches the
    cancellation it caused, and ends the response with an SSE ``error`` event of type
    ``overloaded_error`` (Claude Code retries it against a replica that is up).

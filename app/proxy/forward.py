@@ -1,19 +1,21 @@
 """Forwarding a Messages API call: Anthropic first, Bedrock when Anthropic cannot serve it.
 
-Flow for one request (``Forwarder.handle``):
+Flow for one request (``Forwarder.handle``), which creates the request's one ``Outcome`` and owns
+the call that records it (``outcome.py``):
 1. admission (quotas) -> the access key's ``fallback_policy`` (``anthropic_first`` by default,
    ``bedrock_only``, ``anthropic_only``; ``PROXY_FORCE_FALLBACK`` sends all to Bedrock);
 2. a running cooldown for the client's credential -> straight to Bedrock;
 3. otherwise the exact body bytes go to Anthropic with the client's own credential; an answer that
    ``fallback.decide_on_status`` marks (429, 529, 5xx; connect errors and timeouts too) is not
-   shown to the client: the request is served from Bedrock instead, and a 429 starts a cooldown;
-4. a JSON answer is returned with the upstream status and headers; an SSE answer is relayed chunk by
-   chunk as it arrives, while ``UsageTap`` reads the usage; after the first byte there is no fallback:
-   a failure (a broken connection, an event that is not Anthropic's grammar, a bug of ours) becomes
-   an SSE ``error`` event and the stream ends cleanly; a stream cut by shutdown is recorded as such
-   (``drain.py``), one the client left as 499;
+   shown to the client: the request is served from Bedrock (``BedrockUpstream``) instead, and a
+   429 starts a cooldown; a 400 for a replayed thinking signature is retried once without the
+   replayed thinking (``thinking.with_thinking_retry``, the same mechanism Bedrock uses);
+4. a JSON answer is returned with the upstream status and headers; an SSE answer, from either
+   provider, goes through the one ``Relay`` (``relay.py``), which records the outcome when the
+   stream ends;
 5. if Bedrock fails too, the client gets Anthropic's own answer (e.g. the 429 with its
-   ``retry-after``), or Bedrock's error when Anthropic was never asked;
+   ``retry-after``), or Bedrock's error when Anthropic was never asked; the usage event records
+   Bedrock's failure;
 6. one usage event and one log line per request, whatever happened (client gone included).
 """
 
@@ -21,34 +23,32 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
-import anyio
 import httpx
 from starlette.responses import Response
 
 from app.auth.keys import credential_fingerprint
-from app.errors import ProxyError, UpstreamPoolExhausted, sse_error_event
-from app.proxy.anthropic import AnthropicUpstream, map_stream_error
+from app.errors import ProxyError, UpstreamPoolExhausted
+from app.proxy.anthropic import AnthropicUpstream, read_body, sse_chunks
 from app.proxy.cooldowns import CooldownTracker
-from app.proxy.drain import Drain, cancelled_outcome
+from app.proxy.drain import Drain
 from app.proxy.fallback import LOCAL_POOL_EXHAUSTED, Decision, decide_on_error, decide_on_status
 from app.proxy.headers import client_response_headers, require_client_credential, upstream_request_headers
+from app.proxy.outcome import Outcome, log_fields, usage_event
+from app.proxy.relay import Relay
 from app.proxy.request import ProxyRequest
-from app.proxy.responses import raw_response, streaming_response
-from app.proxy.sse import UsageTap, usage_from_message
-from app.proxy.thinking import (THINKING_STRIPPED, error_message, has_replayed_thinking, is_signature_rejection,
-                                strip_foreign_thinking)
-from app.usage.events import UsageEvent
+from app.proxy.responses import raw_response
+from app.proxy.thinking import (SignatureRejected, error_message, has_replayed_thinking, rejects_signature,
+                                with_thinking_retry)
+from app.proxy.usage_tap import usage_from_message
 from app.usage.recorder import UsageRecorder
 
 log = logging.getLogger("claude_code_proxy.requests")
-
 
 
 class Admission(Protocol):
@@ -58,7 +58,9 @@ class Admission(Protocol):
 
 
 class BedrockServer(Protocol):
-    async def serve(self, preq: ProxyRequest, *, reason: str, finish: object) -> Response: ...
+    """What the Forwarder needs of ``BedrockUpstream`` (``bedrock.py``)."""
+
+    async def serve(self, preq: ProxyRequest, outcome: Outcome) -> Response: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,15 @@ class _FallBack(Exception):
         self.decision, self.original, self.error = decision, original, error
 
 
+@dataclass
+class _Answer:
+    """Anthropic's answer with its head read: ``stack`` closes it; ``body`` when already read."""
+
+    upstream: httpx.Response
+    stack: AsyncExitStack
+    body: bytes | None = None
+
+
 class Forwarder:
     """Serves proxy requests. One instance per app, created in the lifespan."""
 
@@ -92,35 +103,54 @@ class Forwarder:
         self._drain = drain
 
     async def handle(self, preq: ProxyRequest) -> Response:
-        """Serve ``preq``; returns the client's response. Raises ProxyError before any byte is sent."""
+        """Serve ``preq``; returns the client's response. Raises ProxyError before any byte is sent.
+        Records the request once: here, or (for a stream) by the Relay when the stream ends."""
+        outcome = Outcome()
         try:
-            if self._admission is not None:
-                await self._admission.check(preq)
-            policy = preq.principal.fallback_policy or self._options.default_policy
-            if self._bedrock is None:
-                policy = "anthropic_only"
-            if policy != "anthropic_only" and self._options.force_fallback:
-                return await self._via_bedrock(preq, "forced", None)
-            if policy == "bedrock_only":
-                return await self._via_bedrock(preq, "bedrock_only", None)
-            _, credential = require_client_credential(preq.headers)
-            fingerprint = credential_fingerprint(self._secret, credential)
-            if policy == "anthropic_first" and self._cooldowns is not None:
-                if (reason := await self._cooldowns.active(fingerprint)) is not None:
-                    return await self._via_bedrock(preq, f"cooldown:{reason}", None)
-            try:
-                return await self._via_anthropic(preq, may_fall_back=policy == "anthropic_first")
-            except _FallBack as fallback:
-                await self._note_failure(fingerprint, fallback.decision)
-                return await self._via_bedrock(preq, fallback.decision.reason or "fallback", fallback)
+            response = await self._route(preq, outcome)
         except ProxyError as exc:
-            if not getattr(exc, "usage_recorded", False):
-                self.finish(preq, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
+            outcome.fail(exc)
+            self.record_outcome(preq, outcome)
             raise
         except BaseException:
-            if preq.reservation is not None:  # never reached finish(): give the quota estimate back
+            if preq.reservation is not None:  # never recorded: give the quota estimate back
                 preq.reservation.release()
             raise
+        if isinstance(response, Relay):
+            return response.recording(partial(self.record_outcome, preq, outcome))
+        self.record_outcome(preq, outcome)
+        return response
+
+    def record_outcome(self, preq: ProxyRequest, outcome: Outcome) -> None:
+        """Record what ``preq`` came to: its usage event, the settle of its quota reservation (the
+        real usage replaces the admission estimate) and its log line. Synchronous, so it is safe in
+        cleanup. Called once per request (by ``handle``, a Relay, or a route for a refused body)."""
+        event = usage_event(preq, outcome)
+        self._recorder.record(event)
+        if preq.reservation is not None:
+            preq.reservation.settle(event)
+        log.info("request", extra=log_fields(preq, outcome, event))
+
+    async def _route(self, preq: ProxyRequest, outcome: Outcome) -> Response:
+        if self._admission is not None:
+            await self._admission.check(preq)
+        policy = preq.principal.fallback_policy or self._options.default_policy
+        if self._bedrock is None:
+            policy = "anthropic_only"
+        if policy != "anthropic_only" and self._options.force_fallback:
+            return await self._via_bedrock(preq, outcome, "forced", None)
+        if policy == "bedrock_only":
+            return await self._via_bedrock(preq, outcome, "bedrock_only", None)
+        _, credential = require_client_credential(preq.headers)
+        fingerprint = credential_fingerprint(self._secret, credential)
+        if policy == "anthropic_first" and self._cooldowns is not None:
+            if (reason := await self._cooldowns.active(fingerprint)) is not None:
+                return await self._via_bedrock(preq, outcome, f"cooldown:{reason}", None)
+        try:
+            return await self._via_anthropic(preq, outcome, may_fall_back=policy == "anthropic_first")
+        except _FallBack as fallback:
+            await self._note_failure(fingerprint, fallback.decision)
+            return await self._via_bedrock(preq, outcome, fallback.decision.reason or "fallback", fallback)
 
     async def _note_failure(self, fingerprint: str, decision: Decision) -> None:
         if self._cooldowns is None:
@@ -130,20 +160,18 @@ class Forwarder:
         elif decision.counts_toward_circuit:
             await self._cooldowns.record_failure(fingerprint)
 
-    async def _via_bedrock(self, preq: ProxyRequest, reason: str, fallback: _FallBack | None) -> Response:
+    async def _via_bedrock(self, preq: ProxyRequest, outcome: Outcome, reason: str,
+                           fallback: _FallBack | None) -> Response:
         assert self._bedrock is not None
+        outcome.provider, outcome.fallback_reason = "bedrock", reason
         try:
-            return await self._bedrock.serve(preq, reason=reason, finish=self.finish)
+            return await self._bedrock.serve(preq, outcome)
         except ProxyError as exc:
-            if not getattr(exc, "usage_recorded", False):  # e.g. the model had no Bedrock mapping
-                self.finish(preq, provider="bedrock", status=exc.status_code, error_type=exc.error_type,
-                            fallback_reason=reason)
-            exc.usage_recorded = True  # type: ignore[attr-defined]
+            outcome.fail(exc)  # Bedrock's failure is what is recorded, whatever the client gets
             log.warning("bedrock fallback failed (%s: %s)", exc.error_type, exc.message)
             if fallback is not None and fallback.original is not None:
                 return fallback.original
             if fallback is not None and fallback.error is not None:
-                fallback.error.usage_recorded = True  # type: ignore[attr-defined]
                 # The client sees Anthropic's failure; say that the fallback was tried and failed too.
                 fallback.error.message += f"; the Bedrock fallback failed too ({exc.error_type}: {exc.message})"
                 raise fallback.error from None
@@ -163,25 +191,29 @@ class Forwarder:
                 raise _FallBack(decision, None, exc) from None
             raise
 
-    async def _via_anthropic(self, preq: ProxyRequest, *, may_fall_back: bool) -> Response:
-        stack = AsyncExitStack()
-        upstream = await self._open_anthropic(preq, preq.body, stack, may_fall_back)
-        if upstream.status_code == 400 and preq.endpoint == "messages" and has_replayed_thinking(preq.params):
-            async with stack:
-                rejected = await _read_quietly(upstream)
-            if not is_signature_rejection(error_message(rejected)):
-                headers = client_response_headers(upstream.headers.multi_items(), "anthropic")
-                self.finish(preq, provider="anthropic", status=400, error_type="invalid_request_error",
-                            request_id=upstream.headers.get("request-id"))
-                return raw_response(rejected, 400, headers)
-            # Thinking blocks signed by Bedrock (after a fallback): retry once without them. This is
-            # the one case where the body is re-serialized instead of forwarded byte for byte.
-            log.info("anthropic rejected a replayed thinking signature; retrying without thinking blocks")
-            preq.notes.append(THINKING_STRIPPED)
-            stripped = json.dumps(strip_foreign_thinking(preq.params), separators=(",", ":"),
-                                  ensure_ascii=False).encode()
+    async def _ask_anthropic(self, preq: ProxyRequest, may_fall_back: bool) -> _Answer:
+        """Send the body; a 400 for a replayed thinking signature (thinking blocks signed by Bedrock
+        after a fallback) is retried once without them: the one case where the body is
+        re-serialized instead of forwarded byte for byte."""
+
+        async def attempt(params: dict[str, Any]) -> _Answer:
+            body = preq.body if params is preq.params else json.dumps(
+                params, separators=(",", ":"), ensure_ascii=False).encode()
             stack = AsyncExitStack()
-            upstream = await self._open_anthropic(preq, stripped, stack, may_fall_back)
+            upstream = await self._open_anthropic(preq, body, stack, may_fall_back)
+            if upstream.status_code == 400 and preq.endpoint == "messages" and has_replayed_thinking(params):
+                async with stack:
+                    rejected = await _read_quietly(upstream)
+                if rejects_signature(params, error_message(rejected)):
+                    raise SignatureRejected
+                return _Answer(upstream, stack, rejected)
+            return _Answer(upstream, stack)
+
+        return await with_thinking_retry(preq.params, preq.notes, attempt)
+
+    async def _via_anthropic(self, preq: ProxyRequest, outcome: Outcome, *, may_fall_back: bool) -> Response:
+        answer = await self._ask_anthropic(preq, may_fall_back)
+        upstream, stack, body = answer.upstream, answer.stack, answer.body
         headers = client_response_headers(upstream.headers.multi_items(), "anthropic")
         if upstream.status_code != 200 and may_fall_back:
             decision = decide_on_status(
@@ -189,93 +221,23 @@ class Forwarder:
                 fallback_on_auth_errors=self._options.fallback_on_auth_errors,
                 cooldown_default_s=self._options.cooldown_default_s, cooldown_max_s=self._options.cooldown_max_s)
             if decision.fall_back:
-                async with stack:
-                    body = await _read_quietly(upstream)
+                if body is None:
+                    async with stack:
+                        body = await _read_quietly(upstream)
                 raise _FallBack(decision, raw_response(body, upstream.status_code, headers), None)
-        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            return streaming_response(self._relay(preq, upstream, stack), upstream.status_code, headers)
-        async with stack:
-            try:
-                body = await upstream.aread()
-            except httpx.HTTPError as exc:
-                raise map_stream_error(exc) from None
-        usage: dict[str, int] = {}
-        if upstream.status_code == 200 and preq.endpoint == "messages":
-            usage = _usage_from_json(body)
-        self.finish(preq, provider="anthropic", status=upstream.status_code, usage=usage,
-                    request_id=upstream.headers.get("request-id"))
+        outcome.request_id = upstream.headers.get("request-id")
+        if body is None and upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            return Relay(preq, outcome, sse_chunks(upstream), close=stack.aclose, upstream="Anthropic",
+                         status_code=upstream.status_code, headers=headers, drain=self._drain)
+        if body is None:
+            async with stack:
+                body = await read_body(upstream)
+        outcome.status = upstream.status_code
+        if upstream.status_code != 200:
+            outcome.error_type = _error_type(body)
+        elif preq.endpoint == "messages":
+            outcome.usage = _usage_from_json(body)
         return raw_response(body, upstream.status_code, headers)
-
-    async def _relay(self, preq: ProxyRequest, upstream: httpx.Response,
-                     stack: AsyncExitStack) -> AsyncIterator[bytes]:
-        tap = UsageTap()
-        status, error_type, ttft_ms = upstream.status_code, None, None
-        try:
-            async for chunk in upstream.aiter_raw():
-                if ttft_ms is None:
-                    ttft_ms = (time.perf_counter() - preq.started) * 1000
-                tap.feed(chunk)
-                if tap.malformed is not None:
-                    # Not Anthropic's grammar: the client gets an error it can parse instead of it.
-                    status, error_type = 502, "api_error"
-                    log.warning("anthropic sent a malformed %s event; stream ended", tap.malformed)
-                    yield sse_error_event("api_error", f"Anthropic sent a malformed {tap.malformed} event")
-                    return
-                yield chunk
-            if not tap.complete and tap.error_type is None:
-                # Upstream closed without message_stop: say so rather than end silently.
-                status, error_type = 502, "api_error"
-                yield sse_error_event("api_error", "the upstream stream ended before message_stop")
-        except httpx.HTTPError as exc:
-            error = map_stream_error(exc)
-            status, error_type = error.status_code, error.error_type
-            yield sse_error_event(error.error_type, error.message)
-        except Exception as exc:  # a bug of ours: the stream still ends with an error, not a reset
-            log.error("anthropic relay failed: %s", type(exc).__name__, exc_info=exc)
-            status, error_type = 500, "api_error"
-            yield sse_error_event("api_error", "internal proxy error")
-        except BaseException:
-            # Client disconnected (cancellation) or shutdown cut the stream: record what we have.
-            status, error_type = cancelled_outcome(self._drain, preq.notes)
-            raise
-        finally:
-            if tap.error_type is not None and status == 200:
-                status, error_type = 500, tap.error_type
-            self.finish(preq, provider="anthropic", status=status, usage=tap.usage, error_type=error_type,
-                        streamed=True, ttft_ms=ttft_ms, request_id=upstream.headers.get("request-id"))
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
-
-    def finish(self, preq: ProxyRequest, *, provider: str, status: int, usage: dict[str, int] | None = None,
-               error_type: str | None = None, streamed: bool = False, ttft_ms: float | None = None,
-               request_id: str | None = None, provider_model: str | None = None,
-               fallback_reason: str | None = None) -> None:
-        """Record the usage event and write the request's log line (synchronous: safe in cleanup)."""
-        usage = usage or {}
-        latency_ms = (time.perf_counter() - preq.started) * 1000
-        event = UsageEvent(
-            user_id=preq.principal.user_id, access_key_id=preq.principal.access_key_id,
-            provider=provider, model=preq.model, provider_model=provider_model or preq.model,  # type: ignore[arg-type]
-            endpoint=preq.endpoint, status=status, streamed=streamed or preq.stream,
-            latency_ms=round(latency_ms, 3), ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
-            fallback_reason=fallback_reason, request_id=request_id, notes=list(preq.notes),
-            input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
-            cache_creation_input_tokens=usage.get("cache_creation_input_tokens", 0),
-            cache_creation_1h_input_tokens=usage.get("cache_creation_1h_input_tokens", 0),
-            cache_read_input_tokens=usage.get("cache_read_input_tokens", 0))
-        self._recorder.record(event)
-        if preq.reservation is not None:  # quotas: the real usage replaces the admission estimate (once)
-            preq.reservation.settle(event)
-        log.info("request", extra={
-            "proxy_request_id": preq.proxy_request_id, "request_id": request_id,
-            "user_id": preq.principal.user_id, "access_key_id": preq.principal.access_key_id,
-            "endpoint": preq.endpoint, "model": preq.model, "provider": provider,
-            "provider_model": event.provider_model, "status": status, "error_type": error_type,
-            "stream": event.streamed, "fallback_reason": fallback_reason, "notes": event.notes or None,
-            "input_tokens": event.input_tokens, "output_tokens": event.output_tokens,
-            "cache_creation_input_tokens": event.cache_creation_input_tokens,
-            "cache_read_input_tokens": event.cache_read_input_tokens,
-            "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms})
 
 
 async def _read_quietly(upstream: httpx.Response) -> bytes:
@@ -290,3 +252,12 @@ def _usage_from_json(body: bytes) -> dict[str, int]:
         return usage_from_message(json.loads(body).get("usage"))
     except (ValueError, AttributeError, RecursionError):
         return {}
+
+
+def _error_type(body: bytes) -> str:
+    """``error.type`` of an Anthropic error envelope, for the log line (``api_error`` if none)."""
+    try:
+        error = json.loads(body).get("error")
+        return error["type"] if isinstance(error["type"], str) else "api_error"
+    except (ValueError, AttributeError, RecursionError, KeyError, TypeError):
+        return "api_error"

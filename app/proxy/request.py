@@ -64,7 +64,7 @@ class ProxyRequest:
     started: float = field(default_factory=time.perf_counter)
     proxy_request_id: str = field(default_factory=lambda: "preq_" + uuid.uuid4().hex[:24])
     notes: list[str] = field(default_factory=list)  # e.g. "thinking_stripped"; stored on the usage event
-    reservation: Any = None  # app.usage.ledger.Reservation from the quota check; settled once in finish()
+    reservation: Any = None  # app.usage.ledger.Reservation from the quota check; settled once in Forwarder.record_outcome()
 
     @property
     def model(self) -> str | None:

@@ -10,14 +10,14 @@ from app.errors import ProxyError, error_json_bytes
 from app.proxy.headers import PROVIDER_HEADER
 
 
-def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 def raw_response(body: bytes, status_code: int, headers: Iterable[tuple[str, str]]) -> Response:
     """A response with exactly ``headers`` (plus the content-length Starlette computes)."""
     response = Response(content=body, status_code=status_code)
-    response.raw_headers.extend(_encode(headers))
+    response.raw_headers.extend(encode_headers(headers))
     return response
 
 
@@ -25,7 +25,7 @@ def streaming_response(body: AsyncIterator[bytes], status_code: int,
                        headers: Iterable[tuple[str, str]]) -> StreamingResponse:
     """A streamed response; bytes are sent as the iterator yields them."""
     response = StreamingResponse(body, status_code=status_code)
-    response.raw_headers = _encode(headers)
+    response.raw_headers = encode_headers(headers)
     return response
 
 

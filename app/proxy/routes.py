@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from app.auth.access import Principal
 from app.deps import HeaderPrincipalDep, PathPrincipalDep, ServicesDep
 from app.errors import ProxyError
+from app.proxy.outcome import Outcome
 from app.proxy.request import Endpoint, build_proxy_request, refused_request
 from app.services import Services
 
@@ -30,7 +31,7 @@ async def _forward(request: Request, services: Services, principal: Principal, e
     except ProxyError as exc:  # a body refused (400 / 413) is still one usage event
         refused = refused_request(request, endpoint=endpoint, principal=principal,
                                   upstream_path=_UPSTREAM_PATHS[endpoint])
-        services.forwarder.finish(refused, provider="anthropic", status=exc.status_code, error_type=exc.error_type)
+        services.forwarder.record_outcome(refused, Outcome.of_error(exc))
         raise
     return await services.forwarder.handle(preq)
 

@@ -4,17 +4,48 @@ Claude Code sends earlier ``thinking`` / ``redacted_thinking`` blocks back with 
 a fallback to Bedrock (or back to Anthropic when a cooldown ends) some of those were signed by the
 other provider, and the provider may answer 400 ("Invalid `signature` in `thinking` block"). The
 proxy then retries that one request once with the replayed thinking blocks removed
-(:func:`strip_foreign_thinking`) and records the note ``thinking_stripped``.
+(:func:`strip_foreign_thinking`) and records the note ``thinking_stripped``: one mechanism,
+:func:`with_thinking_retry`, used by both providers.
 Source: https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#preserving-thinking-blocks
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 THINKING_BLOCK_TYPES = frozenset({"thinking", "redacted_thinking"})
 THINKING_STRIPPED = "thinking_stripped"
+
+
+class SignatureRejected(Exception):
+    """Raised by a provider call (see :func:`with_thinking_retry`) whose request replayed thinking
+    and was refused for a thinking signature; the provider has released what it opened."""
+
+
+async def with_thinking_retry(params: dict[str, Any], notes: list[str],
+                              call: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
+    """``await call(params)``; if it raises SignatureRejected, add ``thinking_stripped`` to
+    ``notes`` and return ``await call(strip_foreign_thinking(params))``: once, since the stripped
+    params replay no thinking, so :func:`rejects_signature` is false for them. Any other error of
+    ``call`` propagates."""
+    try:
+        return await call(params)
+    except SignatureRejected:
+        log.info("a replayed thinking signature was rejected; retrying without thinking blocks")
+        notes.append(THINKING_STRIPPED)
+        return await call(strip_foreign_thinking(params))
+
+
+def rejects_signature(params: dict[str, Any], message: str) -> bool:
+    """Is a 400 with error ``message`` for ``params`` the rejection :func:`with_thinking_retry`
+    retries? (``params`` replays thinking, and the message is about a signature.)"""
+    return has_replayed_thinking(params) and is_signature_rejection(message)
 
 
 def has_replayed_thinking(params: dict[str, Any]) -> bool:
@@ -35,7 +66,8 @@ def is_signature_rejection(message: str) -> bool:
     Wordings seen (Bedrock passes Anthropic's through as a ValidationException):
     ``messages.1.content.0: Invalid `signature` in `thinking` block``, ``thinking signature has
     expired or is invalid``, ``messages.3.content.0.thinking.signature: Field required``,
-    ``... doesn't support the reasoningContent.reasoningText.signature field``.
+    ``... doesn't support the reasoningContent.reasoningText.signature field``, and the gateway
+    token ``capability_rejected: thinking_signature`` (app/bedrock/capability.py).
     Sources: github.com/anthropics/claude-code/issues/10627, github.com/can1357/oh-my-pi/pull/10486
     """
     text = message.lower()

@@ -5,7 +5,8 @@ counter per window (app/store/leases.py) through this replica's leases (app/usag
 1 request, the request's estimated tokens, or its estimated cost (app/usage/estimate.py). The
 request is admitted only if every claim fits: used + reserved + this estimate <= limit. Otherwise
 ``RateLimited`` (429 ``rate_limit_error``) naming the limit, with ``retry-after`` = seconds until
-the window resets, and the claims already made are given back. The ``Reservation`` goes on the
+the window resets (and ``x-should-retry: false`` for day and month windows, which no retry of the
+client's can outlast), and the claims already made are given back. The ``Reservation`` goes on the
 request (``preq.reservation``); the Forwarder's ``finish`` settles it once with the real usage.
 
 Bound (docs/usage.md "Quotas and rate limits"): a window's final usage <= limit + the usage of
@@ -169,7 +170,7 @@ class QuotaAdmission:
         raise RateLimited(
             f"{SCOPE_LABEL[claim.scope]} {claim.scope_id}: {spec.name} limit reached ({reason}); "
             f"resets at {claim.end.isoformat().replace('+00:00', 'Z')}, retry after {math.ceil(retry_after_s)} s",
-            retry_after_s=retry_after_s)
+            retry_after_s=retry_after_s, should_retry=spec.window == "minute")
 
     # --- reporting (GET /v1/usage/me) --------------------------------------------------------
 

@@ -9,6 +9,7 @@ Metrics (prefix ``claude_proxy_``):
 
 - ``requests_total{provider,model,status}`` counter; ``fallbacks_total{reason}`` counter
 - ``request_duration_seconds{provider,streamed}`` and ``time_to_first_token_seconds{provider}`` histograms
+  (time to first token: arrival -> the first ``content_block_delta`` sent to the client, both providers)
 - ``tokens_total{provider,model,type}`` (type: input, output, cache_creation, cache_read) counter
 - ``cost_usd_total{provider,model}`` counter (priced requests only)
 - ``quota_rejections_total{scope,limit}`` counter
@@ -41,7 +42,7 @@ TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60)
 _TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"),
                 ("cache_creation", "cache_creation_input_tokens"), ("cache_read", "cache_read_input_tokens"))
 _PROXY_PATH_MARKERS = ("/v1/messages",)
-# Usage-event notes (set in app/proxy/fallback.py, bedrock_path.py, drain.py; spelled out here so
+# Usage-event notes (set in app/proxy/fallback.py, bedrock.py, drain.py; spelled out here so
 # that usage/ does not import proxy/).
 _POOL_EXHAUSTED_NOTES = {"local_pool_exhausted": "anthropic", "bedrock_pool_exhausted": "bedrock"}
 _SHUTDOWN_NOTE = "shutdown"
@@ -98,8 +99,8 @@ class ProxyMetrics:
         self.fallbacks = Counter(PREFIX + "fallbacks", "Requests that fell back to Bedrock", ["reason"], registry=r)
         self.duration = Histogram(PREFIX + "request_duration_seconds", "Request latency, arrival to last byte",
                                   ["provider", "streamed"], buckets=LATENCY_BUCKETS_S, registry=r)
-        self.ttft = Histogram(PREFIX + "time_to_first_token_seconds", "Streamed requests: arrival to first byte",
-                              ["provider"], buckets=TTFT_BUCKETS_S, registry=r)
+        self.ttft = Histogram(PREFIX + "time_to_first_token_seconds",
+                              "Streamed requests: arrival to the first content_block_delta sent", ["provider"], buckets=TTFT_BUCKETS_S, registry=r)
         self.tokens = Counter(PREFIX + "tokens", "Tokens by type", ["provider", "model", "type"], registry=r)
         self.cost = Counter(PREFIX + "cost_usd", "Cost of priced requests (USD)", ["provider", "model"], registry=r)
         self.quota_rejections = Counter(PREFIX + "quota_rejections", "Requests refused by a quota or rate limit",

@@ -19,8 +19,8 @@ import asyncio
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.script import RecordedMixin, ReplyScript
-from tests.support.servers import serve_in_thread
+from tests.fakes.base import FakeServer
+from tests.fakes.script import RecordedMixin
 
 DEFAULT_TEXT = "Hello from fake Anthropic"
 # Distinct numbers, so a test can tell which counter went where.
@@ -302,7 +302,7 @@ class _ReplyResponse(Response):
 
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer[RecordedRequest, "Reply"]):
     """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each /v1/messages
     (and count_tokens) request takes the first scripted entry whose ``when`` matches, else the
     ``default`` reply (a Reply, or a function RecordedRequest -> Reply). With ``api_key`` set,
@@ -310,14 +310,10 @@ class FakeAnthropic:
 
     def __init__(self, *, default: Reply | Callable[[RecordedRequest], Reply] | None = None,
                  api_key: str | None = None, count_tokens_input_tokens: int | None = None) -> None:
-        self.url = ""
+        super().__init__()
         self.default = default or text_reply()
         self.api_key = api_key
         self.count_tokens_input_tokens = count_tokens_input_tokens
-        self.requests: list[RecordedRequest] = []
-        self._script: ReplyScript[RecordedRequest, Reply] = ReplyScript()
-        self._lock = threading.Lock()
-        self.closing = threading.Event()
         self._app = Starlette(routes=[
             Route("/v1/messages", self._messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", self._messages, methods=["POST"]),
@@ -326,22 +322,7 @@ class FakeAnthropic:
                   methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         ])
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
-
-    def enqueue(self, *replies: Reply, when: Predicate = is_messages) -> None:
-        """Script ``replies``, each used once, in order, by requests matching ``when``."""
-        self._script.add(replies, when)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self._script.clear()
-
-    @property
-    def pending(self) -> list[Reply]:
-        """Scripted replies not used yet."""
-        return self._script.pending
+    default_when = staticmethod(is_messages)  # enqueue(...) without ``when``: the next /v1/messages
 
     def messages_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if is_messages(r)]
@@ -355,8 +336,7 @@ class FakeAnthropic:
             method=request.method, path=request.url.path, query=request.scope["query_string"].decode("latin-1"),
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             body=await request.body())
-        with self._lock:
-            self.requests.append(recorded)
+        self._append(recorded)
         return recorded
 
     def _authorized(self, recorded: RecordedRequest) -> bool:
@@ -390,14 +370,6 @@ class FakeAnthropic:
         return _ReplyResponse(error_reply(404, f"Not found: {request.url.path}"), {}, self.closing)
 
 
-@contextmanager
-def running_fake_anthropic(**options: Any) -> Iterator[FakeAnthropic]:
+def running_fake_anthropic(**options: Any) -> AbstractContextManager[FakeAnthropic]:
     """A FakeAnthropic(**options) served on 127.0.0.1; ``.url`` is its base URL (no trailing /)."""
-    fake = FakeAnthropic(**options)
-    with serve_in_thread(fake) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.closing.set()  # let stalled responses end, so shutdown does not wait for them
-
+    return FakeAnthropic.running(**options)

@@ -4,7 +4,8 @@ that drive the real aiobotocore client (and the proxy) over loopback.
 Routes as botocore calls them (bedrock-runtime service-2.json; ``modelId`` is URL-encoded, e.g.
 ``us.anthropic.claude-sonnet-4-20250514-v1%3A0``, and may be an ARN containing ``/``):
 ``POST /model/{modelId}/converse`` (JSON), ``/converse-stream`` (``application/vnd.amazon.eventstream``,
-chunked) and ``/count-tokens``. Errors look like the service's: ``x-amzn-ErrorType:
+chunked) and ``/count-tokens`` (both input forms: ``converse``, and ``invokeModel`` whose base64
+``body`` is a native Anthropic body, checked by ``native_body_error``). Errors look like the service's: ``x-amzn-ErrorType:
 <Code>:http://internal.amazon.com/coral/com.amazon.bedrock/`` and ``{"message": ...}``.
 
     with running_fake_bedrock() as fake:
@@ -22,11 +23,12 @@ Shapes: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Conv
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
@@ -38,8 +40,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes.eventstream import encode_event, encode_exception, json_payload
-from tests.fakes.script import RecordedMixin, ReplyScript
-from tests.support.servers import serve_in_thread
+from tests.fakes.script import RecordedMixin
+from tests.fakes.base import FakeServer
 
 DEFAULT_TEXT = "Hello from fake Bedrock"
 # Distinct numbers, so a test can tell which counter went where.
@@ -297,6 +299,46 @@ def validation_error(messages: Any) -> str | None:
     return None
 
 
+NATIVE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+
+def count_tokens_invoke_body(recorded: RecordedRequest) -> Any:
+    """The native body of a CountTokens call in the ``invokeModel`` form (botocore sends the blob
+    base64-encoded in the JSON), parsed; None if it is missing or not JSON."""
+    try:
+        blob = recorded.json()["input"]["invokeModel"]["body"]
+        return json.loads(base64.b64decode(blob))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def native_body_error(body: Any) -> str | None:
+    """Bedrock's ValidationException message for a native (InvokeModel) Anthropic body it would
+    refuse, else None: the checks the proxy must satisfy (a small part of Bedrock's)."""
+    if not isinstance(body, dict):
+        return "Malformed input request: expected a JSON object"
+    if body.get("anthropic_version") != NATIVE_ANTHROPIC_VERSION:
+        return "Malformed input request: #: required key [anthropic_version] not found"
+    for extra in ("model", "stream", "tags", "service_tier", "container", "mcp_servers", "context_management"):
+        if extra in body:
+            return f"Malformed input request: #: extraneous key [{extra}] is not permitted"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "Malformed input request: #: required key [max_tokens] not found"
+    budget = (body.get("thinking") or {}).get("budget_tokens") or 0
+    if budget and body["max_tokens"] <= budget:
+        return "max_tokens must be greater than thinking.budget_tokens"
+    if "tools" in body and not body["tools"]:
+        return "tools: List should have at least 1 item after validation, not 0"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
+            or messages[0].get("role") != "user":
+        return MUST_START_WITH_USER
+    if any(not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not m.get("content")
+           for m in messages):
+        return "messages: each message needs role user or assistant and non-empty content"
+    return None
+
+
 # --- the ASGI app -----------------------------------------------------------------------------
 
 class _ReplyResponse(Response):
@@ -359,7 +401,7 @@ class _ReplyResponse(Response):
 
 
 
-class FakeBedrock:
+class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
     """ASGI app. ``requests`` lists every RecordedRequest in arrival order. Each call takes the
     first scripted entry whose ``when`` matches, else ``default`` (a Reply, or a function
     RecordedRequest -> Reply); CountTokens without a script answers ``count_tokens_input_tokens``.
@@ -369,39 +411,24 @@ class FakeBedrock:
     def __init__(self, *, default: Reply | Callable[[RecordedRequest], Reply] | None = None,
                  count_tokens_input_tokens: int = 42, validate: bool = True,
                  bearer_token: str | None = None) -> None:
-        self.url = ""
+        super().__init__()
         self.default = default or converse_text()
         self.count_tokens_input_tokens = count_tokens_input_tokens
         self.validate = validate
         self.bearer_token = bearer_token
-        self.requests: list[RecordedRequest] = []
         self.disconnects = 0  # responses whose client went away during a stall or event delay
-        self._script: ReplyScript[RecordedRequest, Reply] = ReplyScript()
-        self._lock = threading.Lock()
-        self.closing = threading.Event()
         self._app = Starlette(routes=[
             Route("/model/{model_id:path}/{action:str}", self._model, methods=["POST"]),
             Route("/{path:path}", self._not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         ])
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
-
-    def enqueue(self, *replies: Reply, when: Predicate = any_call) -> None:
-        """Script ``replies``, each used once, in order (FIFO), by calls matching ``when``."""
-        self._script.add(replies, when)
+    default_when = staticmethod(any_call)
 
     def reset(self) -> None:
         """Forget recorded calls, scripted replies and the disconnect count."""
+        super().reset()
         with self._lock:
-            self.requests.clear()
-            self._script.clear()
             self.disconnects = 0
-
-    @property
-    def pending(self) -> list[Reply]:
-        """Scripted replies not used yet."""
-        return self._script.pending
 
     def calls(self, operation: str) -> list[RecordedRequest]:
         """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens")."""
@@ -418,8 +445,14 @@ class FakeBedrock:
             return http_error(400, "SerializationException", "Could not parse the request body.")
         if not self.validate or not isinstance(body, dict):
             return None
-        messages = body.get("messages") if recorded.operation != "CountTokens" else (
-            (body.get("input") or {}).get("converse") or {}).get("messages")
+        if recorded.operation == "CountTokens" and "invokeModel" in (body.get("input") or {}):
+            native = count_tokens_invoke_body(recorded)
+            if (message := native_body_error(native)) is not None:
+                return http_error(400, "ValidationException", message)
+            return None  # the native API merges consecutive turns of one role: no alternation rule
+        else:
+            messages = body.get("messages") if recorded.operation != "CountTokens" else (
+                (body.get("input") or {}).get("converse") or {}).get("messages")
         if (message := validation_error(messages)) is not None:
             return http_error(400, "ValidationException", message)
         return None
@@ -433,8 +466,7 @@ class FakeBedrock:
             operation=OPERATIONS.get(action, action), model_id=unquote(raw_model), raw_path=raw_path,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             body=await request.body())
-        with self._lock:
-            self.requests.append(recorded)
+        self._append(recorded)
         if action not in OPERATIONS:
             return _ReplyResponse(http_error(404, "UnknownOperationException", f"Unknown operation {action}"),
                                   recorded.operation, self.closing)
@@ -454,14 +486,7 @@ class FakeBedrock:
                             headers={"x-amzn-ErrorType": "UnknownOperationException" + ERROR_TYPE_SUFFIX})
 
 
-@contextmanager
-def running_fake_bedrock(**options: Any) -> Iterator[FakeBedrock]:
+def running_fake_bedrock(**options: Any) -> AbstractContextManager[FakeBedrock]:
     """A FakeBedrock(**options) served on 127.0.0.1; ``.url`` is its base URL (no trailing /),
-    to pass as BedrockRuntime(endpoint_url=...) / Settings(bedrock_endpoint_url=...)."""
-    fake = FakeBedrock(**options)
-    with serve_in_thread(fake) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.closing.set()  # let stalled responses end, so shutdown does not wait for them
+    to pass as BedrockClients(endpoint_url=...) / Settings(bedrock_endpoint_url=...)."""
+    return FakeBedrock.running(**options)

@@ -42,7 +42,7 @@ def test_program_requirements_are_pinned_to_the_lock() -> None:
 
 def config_keys_read_by_the_program() -> set[str]:
     source = (INFRA / "stack_config.py").read_text() + (INFRA / "ops_config.py").read_text()
-    keys = set(re.findall(r'cfg\.get(?:_secret|_object)?\("(\w+)"\)', source))
+    keys = set(re.findall(r'(?:cfg|config)\.get(?:_secret|_object)?\("(\w+)"\)', source))
     keys |= set(re.findall(r'config\.get_object\("(\w+)"\)', source))
     keys |= set(re.findall(r'_(?:int|strings|bool)\(\s*cfg, "(\w+)"', source))
     return keys | {"aws:region"}

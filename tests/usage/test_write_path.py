@@ -66,14 +66,18 @@ async def test_two_thousand_concurrent_requests_are_counted_exactly(monkeypatch:
             "requests_per_minute": 100_000, "tokens_per_day": 10**12}})
         by_key: dict[str, list[int]] = defaultdict(list)
 
+        refusals: list[str] = []
+
         async def one(n: int) -> int:
             user_id, key_id, key = keys[n % len(keys)]
             by_key[key_id].append(n)
             response = await proxy.message(key, n, stream=n % 2 == 0, in_path=n % 3 == 0)
+            if response.status_code != 200:
+                refusals.append(f"{response.status_code} {response.text[:300]}")
             return response.status_code
 
         statuses = await asyncio.gather(*(one(n) for n in range(2000)))
-        assert set(statuses) == {200} and proxy.upstream.requests == 2000
+        assert set(statuses) == {200} and proxy.upstream.requests == 2000, refusals[:3]
         await proxy.services.recorder.flush()
         assert proxy.services.recorder.written == 2000
         await assert_reports(proxy.services.store.db, start, by_key, {k: u for u, k, _ in keys})

@@ -17,8 +17,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from app.bedrock import client as client_module
-from app.bedrock.client import BedrockRuntime, token_key
+from app.bedrock import clients as client_module
+from app.bedrock.clients import BedrockClients, token_key
+from app.bedrock.runtime import BedrockRuntime
 from app.bedrock.errors import map_bedrock_error
 from app.errors import (
     ApiError,
@@ -76,10 +77,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def make_runtime(**options: Any) -> BedrockRuntime:
+    """A runtime over its own client pool (``BedrockClients`` options) in us-east-1."""
+    return BedrockRuntime(BedrockClients("us-east-1", **options))
+
+
 @pytest.fixture
 async def runtime(fake: FakeBedrock) -> AsyncIterator[BedrockRuntime]:
     fake.reset()
-    runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url, connect_timeout_s=1.0,
+    runtime = make_runtime(endpoint_url=fake.url, connect_timeout_s=1.0,
                              read_timeout_s=READ_TIMEOUT_S)
     yield runtime
     await runtime.aclose()
@@ -89,8 +95,8 @@ async def runtime(fake: FakeBedrock) -> AsyncIterator[BedrockRuntime]:
 async def slow_runtime(fake: FakeBedrock) -> AsyncIterator[BedrockRuntime]:
     """A runtime with a long read timeout, its default client already created."""
     fake.reset()
-    runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url, read_timeout_s=SLOW_READ_TIMEOUT_S)
-    await runtime.client_for(None)
+    runtime = make_runtime(endpoint_url=fake.url, read_timeout_s=SLOW_READ_TIMEOUT_S)
+    await runtime.clients.client_for(None)
     yield runtime
     await runtime.aclose()
 
@@ -267,21 +273,21 @@ async def test_converse_bodies_botocore_cannot_parse_are_a_malformed_response(
 
 async def test_calls_past_the_connection_cap_wait_then_fail_as_pool_exhausted(fake: FakeBedrock) -> None:
     fake.reset()
-    runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url, read_timeout_s=SLOW_READ_TIMEOUT_S,
+    runtime = make_runtime(endpoint_url=fake.url, read_timeout_s=SLOW_READ_TIMEOUT_S,
                              max_connections=1, pool_timeout_s=0.2)
     try:
         fake.enqueue(stream_text(delay_s=0.05, chunk=1))
         stream = runtime.converse_stream(REQUEST)
         await anext(stream)  # holds the only slot while open
-        assert (runtime.in_use, runtime.waiting) == (1, 0)
+        assert (runtime.clients.in_use, runtime.clients.waiting) == (1, 0)
         waiter = asyncio.ensure_future(runtime.converse(REQUEST))
-        assert await wait_until(lambda: runtime.waiting == 1)
+        assert await wait_until(lambda: runtime.clients.waiting == 1)
         with pytest.raises(UpstreamPoolExhausted) as info:
             await waiter
         assert info.value.status_code == 503 and info.value.headers["retry-after"] == "1"
-        assert runtime.waiting == 0
+        assert runtime.clients.waiting == 0
         await stream.aclose()
-        assert runtime.in_use == 0
+        assert runtime.clients.in_use == 0
         assert (await runtime.converse(REQUEST))["stopReason"] == "end_turn"  # the slot came back
     finally:
         await runtime.aclose()
@@ -325,7 +331,7 @@ async def test_connection_refused_is_upstream_unavailable() -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    runtime = BedrockRuntime("us-east-1", endpoint_url=f"http://127.0.0.1:{port}", connect_timeout_s=0.5)
+    runtime = make_runtime(endpoint_url=f"http://127.0.0.1:{port}", connect_timeout_s=0.5)
     try:
         with pytest.raises(UpstreamUnavailable):
             await runtime.converse(REQUEST)
@@ -409,14 +415,14 @@ async def test_wrong_bearer_token_is_permission_denied(runtime: BedrockRuntime, 
 
 
 async def test_one_client_per_credential_reused(runtime: BedrockRuntime, fake: FakeBedrock) -> None:
-    default = await runtime.client_for(None)
+    default = await runtime.clients.client_for(None)
     await runtime.converse(REQUEST)
     await runtime.converse(REQUEST)
-    assert await runtime.client_for(None) is default
-    alice = await runtime.client_for("ABSK-alice")
+    assert await runtime.clients.client_for(None) is default
+    alice = await runtime.clients.client_for("ABSK-alice")
     await runtime.converse(REQUEST, bearer_token="ABSK-alice")
-    assert await runtime.client_for("ABSK-alice") is alice
-    assert await runtime.client_for("ABSK-bob") is not alice
+    assert await runtime.clients.client_for("ABSK-alice") is alice
+    assert await runtime.clients.client_for("ABSK-bob") is not alice
     assert alice is not default
     assert [r.header("authorization")[:17] for r in fake.requests] == [
         "AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256 ", "Bearer ABSK-alice"]
@@ -425,46 +431,46 @@ async def test_one_client_per_credential_reused(runtime: BedrockRuntime, fake: F
 async def test_concurrent_first_calls_create_one_client(runtime: BedrockRuntime,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[str | None] = []
-    original = BedrockRuntime._create
+    original = BedrockClients._create
 
-    async def counting(self: BedrockRuntime, bearer_token: str | None) -> Any:
+    async def counting(self: BedrockClients, bearer_token: str | None) -> Any:
         created.append(bearer_token)
         return await original(self, bearer_token)
 
-    monkeypatch.setattr(BedrockRuntime, "_create", counting)
+    monkeypatch.setattr(BedrockClients, "_create", counting)
     await asyncio.gather(*(runtime.converse(REQUEST) for _ in range(5)),
                          *(runtime.converse(REQUEST, bearer_token="ABSK-k") for _ in range(5)))
     assert len(created) == 2 and set(created) == {None, "ABSK-k"}
 
 
 async def test_bearer_clients_are_keyed_by_hash_not_by_token(runtime: BedrockRuntime) -> None:
-    await runtime.client_for("ABSK-secret-value")
-    assert list(runtime._bearer.keys()) == [token_key("ABSK-secret-value")]
+    await runtime.clients.client_for("ABSK-secret-value")
+    assert list(runtime.clients._bearer.keys()) == [token_key("ABSK-secret-value")]
     assert "ABSK-secret-value" not in token_key("ABSK-secret-value")
 
 
 async def test_evicted_bearer_clients_are_closed_once_idle(fake: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.reset()
     pooled: dict[str | None, Any] = {}
-    original = BedrockRuntime._create
+    original = BedrockClients._create
 
-    async def recording(self: BedrockRuntime, bearer_token: str | None) -> Any:
+    async def recording(self: BedrockClients, bearer_token: str | None) -> Any:
         pooled[bearer_token] = await original(self, bearer_token)
         return pooled[bearer_token]
 
-    monkeypatch.setattr(BedrockRuntime, "_create", recording)
-    runtime = BedrockRuntime("us-east-1", endpoint_url=fake.url, read_timeout_s=2.0, max_bearer_clients=2)
+    monkeypatch.setattr(BedrockClients, "_create", recording)
+    runtime = make_runtime(endpoint_url=fake.url, read_timeout_s=2.0, max_bearer_clients=2)
     try:
         fake.enqueue(stream_text(delays_s=(0.0, 0.0, 0.3)))
         stream = runtime.converse_stream(REQUEST, bearer_token="ABSK-a")
         await anext(stream)                                   # "a" is in use by an open stream
-        await runtime.client_for("ABSK-b")
-        await runtime.client_for("ABSK-c")                    # evicts "a" (least recently used)
-        assert token_key("ABSK-a") not in runtime._bearer
+        await runtime.clients.client_for("ABSK-b")
+        await runtime.clients.client_for("ABSK-c")            # evicts "a" (least recently used)
+        assert token_key("ABSK-a") not in runtime.clients._bearer
         assert not pooled["ABSK-a"].closed                    # still streaming
         assert len([event async for event in stream]) > 3     # the stream finishes normally
         assert pooled["ABSK-a"].closed                        # closed when its last lease ended
-        await runtime.client_for("ABSK-a")                    # evicts "b", idle: closed at once
+        await runtime.clients.client_for("ABSK-a")            # evicts "b", idle: closed at once
         assert pooled["ABSK-b"].closed and not pooled["ABSK-c"].closed
     finally:
         await runtime.aclose()
@@ -479,11 +485,11 @@ async def test_closed_runtime_refuses_calls(runtime: BedrockRuntime) -> None:
 
 
 async def test_config_disables_retries_and_sets_timeouts_and_keepalive(runtime: BedrockRuntime) -> None:
-    config = (await runtime.client_for(None)).meta.config
+    config = (await runtime.clients.client_for(None)).meta.config
     assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert (config.connect_timeout, config.read_timeout) == (1.0, READ_TIMEOUT_S)
-    assert config.tcp_keepalive is True and config.max_pool_connections == runtime.max_connections == 1000
-    bearer_config = (await runtime.client_for("ABSK-x")).meta.config
+    assert config.tcp_keepalive is True and config.max_pool_connections == runtime.clients.max_connections == 1000
+    bearer_config = (await runtime.clients.client_for("ABSK-x")).meta.config
     assert bearer_config.signature_version == "bearer"
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.proxy.sse import UsageTap
+from app.proxy.usage_tap import UsageTap
 
 STREAM = (
     'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"claude-x",'

@@ -1,5 +1,5 @@
-"""BedrockRuntime: the proxy's only Amazon Bedrock I/O (Converse, ConverseStream, CountTokens)
-over aiobotocore, with every failure translated to a ProxyError by ``map_bedrock_error``.
+"""BedrockClients: the process's long-lived aiobotocore clients for Bedrock Runtime, one per
+credential, behind one connection cap. The API calls themselves are in ``runtime.py``.
 
 Clients are long-lived (the first costs ~100 ms, later ones a few ms thanks to a shared botocore
 data loader; either way never per request): one for the default AWS credential chain
@@ -14,9 +14,7 @@ the semaphore is the cap that binds). A call that finds them all in use waits up
 (503 ``overloaded_error``). ``in_use`` / ``waiting`` / ``waits`` / ``max_connections`` are exported as
 metrics (app/usage/metrics.py).
 
-Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
-/API_runtime_ConverseStream.html, /API_runtime_CountTokens.html, and for API keys
-https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
+Source for API keys: https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
 """
 
 from __future__ import annotations
@@ -130,10 +128,10 @@ class _ClientCache(LRUCache):
         return key, value
 
 
-class BedrockRuntime:
-    """Async Bedrock Runtime calls. Times in seconds. All methods raise ProxyError (see
-    ``map_bedrock_error``); ``bearer_token`` selects a Bedrock API key instead of the default
-    AWS credential chain. Call ``aclose()`` on shutdown."""
+class BedrockClients:
+    """Bedrock Runtime clients by credential, and the connection cap. Times in seconds.
+    ``lease(bearer_token)`` yields the client for one call (None: the default AWS credential
+    chain); it raises ProxyError (``UpstreamPoolExhausted`` past the cap). Call ``aclose()`` on shutdown."""
 
     def __init__(self, region: str, *, endpoint_url: str | None = None, connect_timeout_s: float = 10.0,
                  read_timeout_s: float = 600.0, max_connections: int = 1000, pool_timeout_s: float | None = None,
@@ -216,7 +214,7 @@ class BedrockRuntime:
             except TimeoutError:
                 raise UpstreamPoolExhausted(
                     f"all {self.max_connections} Bedrock connections of this proxy are in use "
-                    "(PROXY_BEDROCK_MAX_CONNECTIONS); retry shortly", headers={"retry-after": "1"}) from None
+                    "(PROXY_BEDROCK_MAX_CONNECTIONS); retry shortly") from None
             finally:
                 self.waiting -= 1
         else:
@@ -229,7 +227,7 @@ class BedrockRuntime:
             self._slots.release()
 
     @asynccontextmanager
-    async def _lease(self, bearer_token: str | None) -> AsyncIterator[Any]:
+    async def lease(self, bearer_token: str | None) -> AsyncIterator[Any]:
         """A connection slot and the client for a call; an evicted client is closed when its
         last lease ends."""
         async with self._slot():
@@ -241,45 +239,6 @@ class BedrockRuntime:
                 pooled.in_use -= 1
                 if pooled.retired and pooled.in_use == 0:
                     await pooled.close()
-
-    async def converse(self, request: dict[str, Any], *, bearer_token: str | None = None) -> dict[str, Any]:
-        """Converse. ``request``: botocore kwargs (modelId, messages, system, inferenceConfig,
-        toolConfig, additionalModelRequestFields, ...). Returns botocore's response dict
-        (output.message, stopReason, usage, metrics, ResponseMetadata)."""
-        async with self._lease(bearer_token) as client:
-            with map_bedrock_errors():
-                return await client.converse(**request)
-
-    async def converse_stream(self, request: dict[str, Any], *,
-                              bearer_token: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """ConverseStream as an async generator of events, each a one-key dict in botocore's
-        shape: ``{"messageStart": {...}}``, ``{"contentBlockDelta": {...}}``, ...,
-        ``{"metadata": {"usage": {...}, "metrics": {"latencyMs": ...}}}``.
-
-        Nothing is sent until the first ``anext``. Errors before the first event, exception
-        frames, corrupt frames (bad CRC, garbage) and disconnects mid-stream raise ProxyError.
-        Stopping early (``aclose()``, or a cancelled consumer) closes the HTTP response, so its
-        connection is not reused.
-        """
-        async with self._lease(bearer_token) as client:
-            with map_bedrock_errors():
-                response = await client.converse_stream(**request)
-            stream = response["stream"]
-            try:
-                with map_bedrock_errors():
-                    async for event in stream:
-                        yield event
-            finally:
-                stream.close()
-
-    async def count_tokens(self, model_id: str, converse_input: dict[str, Any], *,
-                           bearer_token: str | None = None) -> int:
-        """CountTokens for a Converse input (``messages``, ``system``, ``toolConfig``); returns
-        ``inputTokens`` (tokens)."""
-        async with self._lease(bearer_token) as client:
-            with map_bedrock_errors():
-                response = await client.count_tokens(modelId=model_id, input={"converse": converse_input})
-                return int(response["inputTokens"])
 
     async def aclose(self) -> None:
         """Close every client (in-flight calls fail with a connection error)."""

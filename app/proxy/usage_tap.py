@@ -9,6 +9,9 @@ Nothing Anthropic sends can make the tap raise: an event it reads (``message_sta
 ``message_delta``, ``error``) whose ``data`` is not a JSON object (bad JSON, an array, a string,
 nested too deep) sets ``malformed``, and the relay ends the stream with an SSE ``error``; usage
 counts that are not non-negative finite numbers count as 0.
+
+The relay (``relay.py``) feeds it the bytes of both providers (Bedrock's answer is translated to this
+same grammar first), so usage and time to first token are read in one place.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import math
 from typing import Any
 
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+from app.usage.floor import delta_text_chars
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _EVENTS_WITH_USAGE = frozenset({"message_start", "message_delta", "error"})
@@ -56,8 +61,12 @@ def _object(value: Any) -> dict[str, Any]:
 class UsageTap:
     """Feed it the raw SSE bytes as they pass: ``feed(chunk)``. Afterwards ``usage`` holds the
     token counts seen so far, ``stop_reason`` the last stop reason, ``error_type`` an in-stream
-    ``error`` event's type, ``complete`` whether ``message_stop`` arrived, and ``malformed`` the
-    name of the first event whose ``data`` was not a JSON object (None while all were)."""
+    ``error`` event's type, ``complete`` whether ``message_stop`` arrived, ``content_started``
+    whether a ``content_block_delta`` event has passed (the time-to-first-token mark), and
+    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were),
+    ``final_usage_seen`` whether a ``message_delta`` (the final usage frame) arrived, and
+    ``delta_chars`` the characters of text / thinking / tool-input JSON streamed so far (for the
+    output floor of a stream cut before its final frame: app/usage/floor.py)."""
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -68,8 +77,10 @@ class UsageTap:
         self.stop_reason: str | None = None
         self.error_type: str | None = None
         self.complete = False
-        self.first_event_seen = False
+        self.content_started = False
         self.malformed: str | None = None
+        self.final_usage_seen = False
+        self.delta_chars = 0
 
     def feed(self, chunk: bytes) -> None:
         for line in self._lines.decode(self._text.decode(chunk)):
@@ -78,7 +89,10 @@ class UsageTap:
                 self._on_event(event.event, event.data)
 
     def _on_event(self, name: str, data: str) -> None:
-        self.first_event_seen = True
+        if name == "content_block_delta":
+            self.content_started = True
+            self.delta_chars += delta_text_chars(data)  # only the delta's text length is kept
+            return
         if name == "message_stop":
             self.complete = True
             return
@@ -97,6 +111,7 @@ class UsageTap:
             self.model = model if isinstance(model, str) else None
             self.usage = usage_from_message(message.get("usage"))
         elif name == "message_delta":
+            self.final_usage_seen = True
             delta_usage = _object(payload.get("usage"))
             # message_delta usage is cumulative; it may restate input/cache counts too.
             for field in USAGE_FIELDS:

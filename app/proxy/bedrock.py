@@ -1,0 +1,199 @@
+"""BedrockUpstream: serving a Messages API call from Amazon Bedrock (Converse / ConverseStream),
+translated so the client cannot tell: same JSON shape, same SSE grammar, the model id the client asked for.
+
+Errors before the first byte are raised as ProxyError (the Forwarder decides what the client sees;
+a malformed Converse answer is one too: 502 ``api_error``). A stream goes through the one ``Relay``
+(``relay.py``) as Anthropic's does: this module turns ConverseStream events into SSE bytes, with a
+``ping`` every ``ping_interval_s`` seconds while Bedrock is silent, as Anthropic does.
+Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
+https://docs.anthropic.com/en/api/messages-streaming
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from starlette.responses import Response
+
+from app.bedrock.capability import CapabilityRejected, with_betas
+from app.bedrock.credentials import BedrockKeys
+from app.bedrock.invoke import invoke_body_bytes, to_invoke_body
+from app.bedrock.models import BedrockModel, resolve_model
+from app.bedrock.request import dropped_fields, thinking_omitted, to_converse_request
+from app.bedrock.response import new_message_id, to_message
+from app.bedrock.runtime import BedrockRuntime
+from app.bedrock.server_tools import NOTE as SERVER_TOOL_NOTE
+from app.bedrock.server_tools import answer_without_bedrock, render_answer
+from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
+from app.bedrock.tokens import estimate_input_tokens
+from app.errors import InvalidRequest, ProxyError, UpstreamPoolExhausted
+from app.proxy.drain import Drain
+from app.proxy.headers import PROVIDER_HEADER
+from app.proxy.outcome import Outcome
+from app.proxy.relay import Relay
+from app.proxy.request import ProxyRequest
+from app.proxy.responses import raw_response
+from app.proxy.thinking import SignatureRejected, rejects_signature, with_thinking_retry
+from app.proxy.usage_tap import usage_from_message
+from app.store.model_map import ModelMapCache
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FALLBACK_REASON_HEADER = "x-proxy-fallback-reason"
+BEDROCK_POOL_EXHAUSTED = "bedrock_pool_exhausted"  # note on the usage event
+TOKEN_COUNT_HEADER = "x-proxy-token-count"
+Events = AsyncGenerator[dict[str, Any], None]
+
+
+class BedrockUpstream:
+    """``await serve(preq, outcome) -> Response`` (a ``Relay`` for streams)."""
+
+    def __init__(self, runtime: BedrockRuntime, keys: BedrockKeys, *, model_map: ModelMapCache,
+                 profile_prefix: str, ping_interval_s: float = 10.0, drain: Drain | None = None) -> None:
+        self._runtime, self._keys = runtime, keys
+        self._model_map, self._profile_prefix = model_map, profile_prefix
+        self._ping_interval_s = ping_interval_s
+        self._drain = drain
+
+    async def serve(self, preq: ProxyRequest, outcome: Outcome) -> Response:
+        """Serve ``preq`` from Bedrock, filling in ``outcome`` (``provider_model``, status, usage).
+        ``outcome.fallback_reason`` goes out as ``x-proxy-fallback-reason``. Raises ProxyError
+        before the first byte (InvalidRequest when the model has no Bedrock mapping)."""
+        model = resolve_model(preq.model or "", overrides=await self._model_map.overrides(),
+                              profile_prefix=self._profile_prefix)
+        outcome.provider_model = model.model_id
+        bearer = await self._keys.bearer_for(preq.principal.access_key_id) if preq.principal.has_bedrock_key else None
+        headers = [(PROVIDER_HEADER, "bedrock"), (FALLBACK_REASON_HEADER, outcome.fallback_reason or ""),
+                   ("request-id", "req_bdrk_" + uuid.uuid4().hex[:24])]
+        try:
+            return await self._serve(preq, outcome, model, bearer, headers)
+        except UpstreamPoolExhausted:
+            preq.notes.append(BEDROCK_POOL_EXHAUSTED)  # counted by ProxyMetrics from the usage event
+            log.warning("local connection pool to Bedrock exhausted")
+            raise
+
+    async def _serve(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
+                     headers: list[tuple[str, str]]) -> Response:
+        if preq.endpoint == "count_tokens":
+            return await self._count_tokens(preq, outcome, model, bearer, headers)
+        if (local := answer_without_bedrock(preq.params, model=preq.model or model.anthropic_model)) is not None:
+            preq.notes.append(SERVER_TOOL_NOTE)  # a forced tool Bedrock cannot run: answered, not sent
+            outcome.status, outcome.usage = 200, usage_from_message(local["usage"])
+            body, content_headers = render_answer(local, stream=preq.stream)
+            return raw_response(body, 200, [*content_headers, *headers])
+        if preq.stream:
+            return await self._stream(preq, outcome, model, bearer, headers)
+        response = await self._call(preq, model, lambda request: self._runtime.converse(request, bearer_token=bearer))
+        message = to_message(response, model=preq.model or model.anthropic_model,
+                             stop_sequences=preq.params.get("stop_sequences"),
+                             omit_thinking=thinking_omitted(preq.params))
+        outcome.status, outcome.usage = 200, usage_from_message(message.get("usage"))
+        body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        return raw_response(body, 200, [("content-type", "application/json"), *headers])
+
+    async def _call(self, preq: ProxyRequest, model: BedrockModel,
+                    send: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
+        """``send(converse_request)`` for ``preq``, under the one thinking-signature retry
+        (``thinking.with_thinking_retry``): Bedrock says so with a ValidationException (400)."""
+        if dropped := dropped_fields(preq.params):
+            log.debug("fields not sent to bedrock: %s", ", ".join(sorted(dropped)))
+
+        async def attempt(params: dict[str, Any]) -> T:
+            try:
+                return await send(to_converse_request(params, model, betas=preq.betas))
+            except InvalidRequest as exc:
+                if rejects_signature(params, exc.message):
+                    raise SignatureRejected from exc
+                error = with_betas(exc, preq.betas)
+                if isinstance(error, CapabilityRejected):
+                    log.info("bedrock refused a capability: %s (%s)", error.message, error.bedrock_message)
+                if error is exc:
+                    raise
+                raise error from exc
+
+        return await with_thinking_retry(preq.params, preq.notes, attempt)
+
+    async def _count_tokens(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
+                            headers: list[tuple[str, str]]) -> Response:
+        """Bedrock's CountTokens: the ``invokeModel`` form (native body, tools counted) when the
+        request offers tools, else the ``converse`` form; if that fails, a clearly labelled
+        over-estimate, never a low guess."""
+        try:
+            if any(isinstance(t, dict) and t.get("type") in (None, "custom") for t in preq.params.get("tools") or []):
+                body = invoke_body_bytes(to_invoke_body(preq.params, model, betas=preq.betas))
+                count = await self._runtime.count_tokens(model.model_id, invoke_body=body, bearer_token=bearer)
+            else:
+                request = to_converse_request({**preq.params, "max_tokens": preq.params.get("max_tokens") or 1},
+                                              model, betas=preq.betas)
+                converse_input = {k: request[k] for k in ("messages", "system") if k in request}
+                count = await self._runtime.count_tokens(model.model_id, converse_input, bearer_token=bearer)
+            source = "bedrock"
+        except ProxyError as exc:
+            log.info("bedrock count_tokens failed (%s: %s); returning an estimate", exc.error_type, exc.message)
+            count, source = estimate_input_tokens(preq.params), "estimate"
+        outcome.status = 200
+        body = json.dumps({"input_tokens": count}).encode()
+        return raw_response(body, 200, [("content-type", "application/json"), (TOKEN_COUNT_HEADER, source), *headers])
+
+    async def _stream(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
+                      headers: list[tuple[str, str]]) -> Response:
+        async def open_stream(request: dict[str, Any]) -> tuple[Events, dict[str, Any] | None]:
+            events = self._runtime.converse_stream(request, bearer_token=bearer)
+            try:
+                first = await anext(events)  # errors before the first byte surface here
+            except StopAsyncIteration:
+                first = None
+            return events, first
+
+        events, first = await self._call(preq, model, open_stream)
+        translator = StreamTranslator(preq.model or model.anthropic_model, new_message_id(),
+                                      stop_sequences=preq.params.get("stop_sequences"),
+                                      omit_thinking=thinking_omitted(preq.params))
+
+        async def close() -> None:
+            try:
+                await events.aclose()
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+
+        return Relay(preq, outcome, self._sse(events, first, translator), close=close, upstream="Bedrock",
+                     status_code=200, drain=self._drain,
+                     headers=[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"),
+                              *headers])
+
+    async def _sse(self, events: Events, first: dict[str, Any] | None,
+                   translator: StreamTranslator) -> AsyncGenerator[bytes, None]:
+        """ConverseStream events -> Anthropic SSE bytes, a ``ping`` while Bedrock is silent.
+        Raises ProxyError (mid-stream failures, ``MalformedResponse``)."""
+        pending: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            event = first
+            while event is not None:
+                for out in translator.feed(event):
+                    yield encode_sse(out)
+                pending = asyncio.ensure_future(anext(events))
+                while not pending.done():
+                    finished, _ = await asyncio.wait({pending}, timeout=self._ping_interval_s)
+                    if not finished:
+                        yield ping_event()
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    event = None
+                pending = None
+            for out in translator.finish():
+                yield encode_sse(out)
+        finally:
+            if pending is not None and not pending.done():
+                with anyio.CancelScope(shield=True):
+                    pending.cancel()
+                    # Let the cancellation land before the relay closes ``events``: aclose() on a
+                    # generator that is still running raises instead of closing.
+                    await asyncio.wait({pending})

@@ -1,0 +1,134 @@
+"""The one streaming relay for both providers: SSE bytes out as they come, usage and time to first
+token read on the way, and the request's outcome recorded once when the stream ends, however it ends.
+
+A provider hands the relay ``source``, an async iterator of SSE bytes in Anthropic's stream grammar
+(Anthropic: its ``aiter_raw()`` chunks as they are; Bedrock: the translated events, with ``ping``
+frames while Bedrock is silent), which raises ProxyError when the upstream fails mid-stream, and
+``close``, which releases the upstream (the HTTP response, the connection slot).
+
+While bytes pass, ``UsageTap`` reads them: usage (``message_start`` / ``message_delta``) and the time
+to first token, defined for both providers as arrival -> the first ``content_block_delta`` event
+sent to the client (ms). After the first byte there is no fallback; instead:
+
+- the upstream fails (ProxyError), or ends before ``message_stop`` -> an SSE ``error`` event, then
+  the stream ends cleanly (status of the error; 502 ``api_error`` for a cut stream);
+- an event whose ``data`` is not a JSON object -> 502 ``api_error`` event, not that event;
+- an in-stream ``error`` event from the upstream passes through and the status becomes 500 with its type;
+- a bug of ours -> 500 ``api_error`` event ("internal proxy error"), never a reset;
+- cancellation: shutdown cut the stream (``drain.py``: 529, note ``shutdown``) or the client left (499).
+
+The outcome is recorded and the upstream closed in a shielded cancel scope, so a client disconnect
+cannot skip either; a response that never started streaming (the client left first) is recorded too.
+Source: https://docs.anthropic.com/en/api/messages-streaming
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+
+import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from app.errors import ProxyError, sse_error_event
+from app.proxy.drain import Drain, cancelled_outcome
+from app.proxy.outcome import Outcome
+from app.proxy.request import ProxyRequest
+from app.proxy.responses import encode_headers
+from app.proxy.usage_tap import UsageTap
+from app.usage.floor import FLOOR_NOTE, billed_output_tokens
+
+log = logging.getLogger(__name__)
+
+
+class Relay(StreamingResponse):
+    """A streamed answer (``status_code``, exact ``headers``) relayed from ``source``.
+
+    ``upstream``: the provider's name for messages ("Anthropic", "Bedrock"). The caller that owns
+    the outcome passes its record call with ``recording(record)`` before returning the response.
+    """
+
+    def __init__(self, preq: ProxyRequest, outcome: Outcome, source: AsyncGenerator[bytes, None], *,
+                 close: Callable[[], Awaitable[None]], upstream: str, status_code: int,
+                 headers: Iterable[tuple[str, str]], drain: Drain | None = None) -> None:
+        self._body = self._relay()
+        super().__init__(self._body, status_code=status_code)
+        self.raw_headers = encode_headers(headers)
+        self._preq, self._outcome, self._source, self._close = preq, outcome, source, close
+        self._upstream, self._drain = upstream, drain
+        self._record: Callable[[], None] | None = None
+        self._started = False
+
+    def recording(self, record: Callable[[], None]) -> Relay:
+        """Hand the relay the outcome's one record call; it runs when the stream ends."""
+        self._record = record
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._started:
+                    # Cancelled while sending a chunk, the body is suspended at a ``yield``: close
+                    # it now (its cleanup records), not whenever the garbage collector gets to it.
+                    await self._body.aclose()
+                else:  # the client left before the body was asked for
+                    self._outcome.status, self._outcome.error_type = cancelled_outcome(self._drain, self._preq.notes)
+                    await self._end()
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        self._started = True
+        preq, outcome, tap = self._preq, self._outcome, UsageTap()
+        outcome.streamed = True
+        outcome.status = self.status_code
+        try:
+            async for chunk in self._source:
+                tap.feed(chunk)
+                if tap.malformed is not None:
+                    # Not Anthropic's grammar: the client gets an error it can parse instead of it.
+                    outcome.status, outcome.error_type = 502, "api_error"
+                    log.warning("%s sent a malformed %s event; stream ended", self._upstream, tap.malformed)
+                    yield sse_error_event("api_error", f"{self._upstream} sent a malformed {tap.malformed} event")
+                    return
+                if outcome.ttft_ms is None and tap.content_started:
+                    outcome.ttft_ms = (time.perf_counter() - preq.started) * 1000
+                yield chunk
+            if not tap.complete and tap.error_type is None:
+                # Upstream closed without message_stop: say so rather than end silently.
+                outcome.status, outcome.error_type = 502, "api_error"
+                yield sse_error_event("api_error", "the upstream stream ended before message_stop")
+        except ProxyError as exc:
+            outcome.status, outcome.error_type = exc.status_code, exc.error_type
+            yield sse_error_event(exc.error_type, exc.message)
+        except Exception as exc:  # a bug of ours: the stream still ends with an error, not a reset
+            log.error("%s relay failed: %s", self._upstream, type(exc).__name__, exc_info=exc)
+            outcome.status, outcome.error_type = 500, "api_error"
+            yield sse_error_event("api_error", "internal proxy error")
+        except BaseException:
+            # Client disconnected (cancellation) or shutdown cut the stream: record what we have.
+            outcome.status, outcome.error_type = cancelled_outcome(self._drain, preq.notes)
+            raise
+        finally:
+            if tap.error_type is not None and outcome.status == 200:
+                outcome.status, outcome.error_type = 500, tap.error_type
+            outcome.usage = tap.usage
+            if not tap.final_usage_seen:
+                # Cut before its final usage frame: bill at least what was streamed.
+                output, floored = billed_output_tokens(None, tap.delta_chars)
+                if floored and output > outcome.usage.get("output_tokens", 0):
+                    outcome.usage = {**outcome.usage, "output_tokens": output}
+                    preq.notes.append(FLOOR_NOTE)
+            with anyio.CancelScope(shield=True):
+                await self._end()
+
+    async def _end(self) -> None:
+        """Record the outcome, then release the upstream (call inside a shielded scope)."""
+        assert self._record is not None, "a Relay was returned without recording(...)"
+        self._record()
+        try:
+            await self._source.aclose()
+        finally:
+            await self._close()
