@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     self_service_enabled: bool = True  # /me: developers create, rotate and revoke their own keys
     self_service_max_keys: int = Field(3, ge=0)  # active keys per user that /me may hold
 
+    # --- team governance (issue 14, branch govern: app/governance/, docs/governance.md) ---------
+    org_time_zone: str = "UTC"  # IANA zone of the spend-limit periods (daily / weekly / monthly)
+    spend_limits_fail_closed: bool = False  # true: a store error refuses capped requests (503), not admits
+    alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook for spend alerts
+    alert_check_interval_s: float = Field(5.0, gt=0)  # how often touched spend counters are checked
+    governance_refresh_s: float = Field(5.0, gt=0)  # reload of the groups / spend-limits tables
+
     # --- pricing (issue 14 section 1, branch pricing: app/usage/pricing.py, docs/usage.md) -------
     # A model with no price in any layer (admin overrides > pricing_overrides > shipped table) is
     # billed at this conservative tier (USD per million tokens; cache rates follow input), flagged

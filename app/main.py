@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,9 @@ from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_se
 from app.config import Settings, get_settings
 from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
+from app.governance import build_governance
+from app.governance.http import RequestIdMiddleware
+from app.governance.routes import router as governance_router
 from app.proxy.anthropic import AnthropicUpstream
 from app.proxy.bedrock import BedrockUpstream
 from app.proxy.cooldowns import CooldownTracker
@@ -129,6 +133,9 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
+    governance = await build_governance(settings, db=store.db, users=users, access_keys=keys, usage=usage,
+                                        audit=audit, resolver=resolver, pricing=pricing,
+                                        secret_key=secrets.secret_key)  # groups, spend limits (issue 14)
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
                          region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
@@ -149,7 +156,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                            rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
                            on_bedrock_key_change=bedrock_keys.forget),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas, bedrock=bedrock,
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=governance.admission(quotas),
+                            bedrock=bedrock,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),
                                                       cache_ttl_s=settings.cooldown_cache_ttl_s,
                                                       failure_threshold=settings.circuit_failure_threshold,
@@ -160,9 +168,12 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         bedrock_runtime=bedrock_runtime, cipher=cipher,
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
                                 profile_prefix=settings.bedrock_inference_profile_prefix,
-                                known_models=tuple(MODELS)))
+                                known_models=tuple(MODELS)), governance=governance)
     await _add_governance(services, pricing)  # issue 14: price overrides, user lifecycle
     services.sso = await build_sso(settings, services)  # single sign-on (app/sso); None without PROXY_OIDC_ISSUER
+    if services.sso is not None:
+        # SSO groups -> the proxy's group ids; with an explicit group map, missing targets are created.
+        services.sso.group_ids = partial(governance.groups.ids_for, create_missing=bool(settings.oidc_group_map))
     watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
@@ -224,6 +235,8 @@ async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
     if services.quotas is not None:
         await services.quotas.aclose()  # give quota leases back before the usage flush
+    if services.governance is not None:
+        await services.governance.aclose()  # spend leases back, pending alerts sent
     await services.recorder.aclose()
     if services.pricing_admin is not None:
         await services.pricing_admin.aclose()
@@ -250,6 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.recorder.start()
         if services.quotas is not None:
             services.quotas.start()
+        services.governance.start()
         try:
             yield
         finally:
@@ -269,7 +283,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
     app.include_router(me_router)  # /me: developer self-service
+    app.include_router(governance_router)  # /admin/groups, /v1/organizations/spend_limits, /v1/models
     app.add_middleware(InFlightMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # request-id on /admin and /v1/organizations responses
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
     app.state.drain = drain
     _add_ops_routes(app)

@@ -81,6 +81,8 @@ class Principal:
     key_limits: dict[str, Any] = field(default_factory=dict)
     user_limits: dict[str, Any] = field(default_factory=dict)
     has_bedrock_key: bool = False
+    groups: tuple[str, ...] = ()  # the user's group ids (app/governance)
+    allowed_models: tuple[str, ...] | None = None  # the key's model allow-list (None: no restriction)
 
 
 Entry = tuple[Principal | None, datetime | None]  # (principal or None for "refuse", key expiry)
@@ -193,7 +195,9 @@ class AccessKeyResolver:
         principal = Principal(
             access_key_id=doc["_id"], user_id=doc["user_id"], key_prefix=doc.get("prefix", ""),
             fallback_policy=doc.get("fallback_policy"), key_limits=doc.get("limits") or {},
-            user_limits=user.get("limits") or {}, has_bedrock_key=bool(doc.get("bedrock_key")))
+            user_limits=user.get("limits") or {}, has_bedrock_key=bool(doc.get("bedrock_key")),
+            groups=tuple(user.get("groups") or ()),
+            allowed_models=tuple(doc["allowed_models"]) if doc.get("allowed_models") is not None else None)
         expires_at = doc.get("expires_at")
         if expires_at is not None and expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
