@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     # billed at this conservative tier (USD per million tokens; cache rates follow input), flagged
     # cost_estimated and logged once per id. Never 0: an unknown model must not spend for free.
     unknown_model_input_usd_per_mtok: float = Field(5.0, gt=0)
-    unknown_model_output_usd_per_mtok: float = Field(25.0, gt=0)
+    unknown_model_output_usd_per_mtok: float = Field(25.0, gt=0)  # output tokens of an unknown model (USD per million)
     price_refresh_s: float = Field(30.0, gt=0)  # how often a replica re-reads admin price overrides
 
     # --- operations -------------------------------------------------------------------------
