@@ -27,6 +27,7 @@ from app.config import Settings, get_settings
 from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
 from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.asgi import MessagesASGI
 from app.proxy.bedrock import BedrockUpstream
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain, DrainMiddleware
@@ -238,6 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
     app.include_router(me_router)  # /me: developer self-service
+    app.add_middleware(MessagesASGI)  # innermost: POST /v1/messages... served without FastAPI routing (issue 16)
     app.add_middleware(InFlightMiddleware, metrics=metrics)
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
     app.state.drain = drain
