@@ -85,8 +85,10 @@ class AiohttpTransport(_StockTransport):
                 timeout=aiohttp.ClientTimeout(total=None, connect=timeout.get("connect"),
                                               sock_connect=timeout.get("connect"),
                                               sock_read=timeout.get("read")))
+        # No ``request=``: the response outlives the request (a stream may stay open for minutes)
+        # and must not keep its body alive.
         return httpx.Response(status_code=response.status, headers=response.raw_headers,
-                              stream=_ResponseStream(response), request=request,
+                              stream=_ResponseStream(response),
                               extensions={"http_version": b"HTTP/1.1",
                                           "reason_phrase": (response.reason or "").encode()})
 
@@ -132,6 +134,7 @@ class AnthropicUpstream:
                 raise UpstreamTimeout(f"Anthropic did not answer in time ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
                 raise UpstreamUnavailable(f"could not reach Anthropic ({type(exc).__name__})") from None
+            del request, body  # this frame lives as long as the response: do not keep the body
             try:
                 yield response
             finally:

@@ -82,6 +82,7 @@ class Relay(StreamingResponse):
     async def _relay(self) -> AsyncIterator[bytes]:
         self._started = True
         preq, outcome, tap = self._preq, self._outcome, UsageTap()
+        preq.drop_body()  # no fallback or retry after this point: the request body is not needed
         outcome.streamed = True
         outcome.status = self.status_code
         try:
