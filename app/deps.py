@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from app.auth.access import AccessKeyResolver, Principal
 from app.auth.admin import AdminAuth
@@ -44,17 +45,39 @@ PathPrincipalDep = Annotated[Principal, Depends(principal_from_path)]
 HeaderPrincipalDep = Annotated[Principal, Depends(principal_from_header)]
 
 
-async def require_admin(request: Request) -> str:
+# auto_error=False: FastAPI's own 401/403 would not carry Anthropic's error envelope; ours do.
+_bearer = HTTPBearer(auto_error=False, description="Admin token from POST /admin/auth/login")
+_basic = HTTPBasic(auto_error=False, realm="claude-code-proxy", description="Admin username and password")
+BASIC_CHALLENGE = {"www-authenticate": 'Basic realm="claude-code-proxy"'}
+
+
+async def require_admin_token(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                                       Depends(_bearer)]) -> str:
     """``Authorization: Bearer <admin token>`` -> the admin username; 401 for a missing, bad,
     expired or revoked token, 503 when the store cannot say. The token's session id is left on
-    ``request.state.admin_session_id`` (for logout)."""
+    ``request.state.admin_session_id`` (for logout). Dashboard sessions: app/ui/session.py."""
     auth: AdminAuth = request.app.state.services.admin_auth
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise AuthenticationFailed("admin bearer token required: POST /admin/auth/login with HTTP Basic")
-    identity = await auth.verify_token(token.strip())
+    identity = await auth.verify_token(token)
     request.state.admin_session_id = identity.session_id
     return identity.username
 
 
-AdminDep = Annotated[str, Depends(require_admin)]
+async def basic_credentials(request: Request) -> HTTPBasicCredentials:
+    """``Authorization: Basic ...`` -> username and password; 401 (with a Basic challenge) when it
+    is missing, not Basic, not base64 of ASCII ``user:password`` (FastAPI's ``HTTPBasic`` decodes
+    ASCII only), or names no user."""
+    try:
+        credentials = await _basic(request)
+    except HTTPException:
+        credentials = None
+    if credentials is None or not credentials.username:
+        raise AuthenticationFailed("HTTP Basic credentials required (admin username and password)",
+                                   headers=BASIC_CHALLENGE)
+    return credentials
+
+
+AdminDep = Annotated[str, Depends(require_admin_token)]
+BasicCredentialsDep = Annotated[HTTPBasicCredentials, Depends(basic_credentials)]

@@ -50,11 +50,13 @@ from app.store.admins import INDEXES as ADMIN_INDEXES
 from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
 from app.store.mongo import (STORE_ERRORS, StoreUnreachable, describe_store_error, ensure_indexes, open_store,
                              redact_url, store_url)
-from app.store.usage import UsageRepository, ensure_usage_indexes
+from app.store.usage import ensure_usage_indexes
+from app.store.usage_reads import UsageReader
+from app.store.usage_write import UsageWriter
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
 from app.usage.admission import QuotaAdmission
-from app.usage.buckets import Retention
+from app.records.buckets import Retention
 from app.usage.lease_book import LeaseBook
 from app.usage.ledger import PendingUsage
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
@@ -91,8 +93,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise StoreUnreachable(f"cannot prepare the store at {redact_url(url or '')} "
                                f"({describe_store_error(exc)}); check PROXY_MONGODB_URL") from None
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
-    usage = UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
-                                                          hour_days=settings.usage_hour_bucket_ttl_days))
+    usage = UsageWriter(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
+                                                     hour_days=settings.usage_hour_bucket_ttl_days))
     audit = AuditRepository(store.db)
     resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
                                  last_used_interval_s=settings.last_used_write_interval_s,
@@ -124,7 +126,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                              sweep_interval_s=settings.usage_sweep_interval_s,
                              dead_letter=usage.dead_letter)  # issue 10: unwritable events go here
     metrics.watch(recorder)
-    quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
+    quotas = QuotaAdmission(UsageReader(store.db), quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
@@ -145,7 +147,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
                            rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
-                           on_bedrock_key_change=bedrock_keys.forget),
+                           on_bedrock_key_change=bedrock_keys.forget, admin_auth=admin_auth),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
         forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas, bedrock=bedrock,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),

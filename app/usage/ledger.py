@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.usage.buckets import Granularity, floor
-from app.usage.events import UsageEvent
+from app.records.buckets import Granularity, floor
+from app.records.events import UsageEvent
 from app.usage.limits import Metric
 
 

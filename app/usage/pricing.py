@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 
 RATE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 CACHE_WRITE_5M_MULTIPLIER = Decimal("1.25")

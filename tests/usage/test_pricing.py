@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.pricing import PriceTable, canonical_model
 
 # 1000 input, 500 output, 2000 cache writes of which 400 are 1-hour, 10,000 cache reads.
