@@ -1,4 +1,4 @@
-"""FastAPI dependencies: typed aliases for what routes need (settings, services, principals)."""
+"""FastAPI dependencies: typed aliases for what routes need (services, principals, the admin)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicC
 
 from app.auth.access import AccessKeyResolver, Principal
 from app.auth.admin import AdminAuth
-from app.config import Settings
 from app.errors import AuthenticationFailed
 from app.proxy.headers import PROXY_KEY_HEADER
 from app.services import Services
@@ -21,12 +20,7 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.services.settings
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def principal_from_path(access_key: str, request: Request) -> Principal:

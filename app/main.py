@@ -44,7 +44,6 @@ from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
 from app.store.leases import INDEXES as LEASE_INDEXES
 from app.store.leases import LeaseRepository
-from app.store.limits import INDEXES as LIMIT_INDEXES
 from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.admins import INDEXES as ADMIN_INDEXES
 from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
@@ -85,7 +84,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise ConfigError(str(exc)) from None
     store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     try:
-        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES,
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES,
                                         **AUDIT_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     except STORE_ERRORS as exc:

@@ -38,7 +38,7 @@ from app.store.usage_write import UsageWriter  # noqa: E402
 from app.records.events import UsageEvent  # noqa: E402
 from app.usage.metrics import ProxyMetrics  # noqa: E402
 from app.usage.pricing import PriceTable  # noqa: E402
-from app.usage.quotas import PendingUsage  # noqa: E402
+from app.usage.ledger import PendingUsage  # noqa: E402
 from app.usage.recorder import UsageRecorder  # noqa: E402
 
 PASSWORD = "bench-admin-password-123"

@@ -53,7 +53,7 @@ FIRST_BACKOFF_S = 0.1
 
 
 class Ledger(Protocol):
-    """Usage recorded but not yet in the store (see app/usage/quotas.py PendingUsage)."""
+    """Usage recorded but not yet in the store (see app/usage/ledger.py PendingUsage)."""
 
     def add(self, event: UsageEvent) -> None: ...
 

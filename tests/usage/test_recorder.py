@@ -13,7 +13,7 @@ from app.store.usage_write import UsageWriter
 from app.records.buckets import floor
 from app.records.events import UsageEvent
 from app.usage.pricing import PriceTable
-from app.usage.quotas import PendingUsage
+from app.usage.ledger import PendingUsage
 from app.usage.recorder import UsageRecorder
 from tests.usage.faults import Faults
 
