@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.errors import ProxyError
 from app.proxy.request import ProxyRequest
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 
 
 @dataclass(slots=True)
