@@ -79,7 +79,6 @@ class Settings(BaseSettings):
     usage_sweep_grace_s: float = Field(3600.0, gt=0)
     # Check per-key and per-user limits (docs/usage.md#quotas-and-rate-limits).
     quotas_enabled: bool = True
-    quota_cache_ttl_s: float = Field(1.0, ge=0)  # reuse of a store read of window usage
     quota_store_timeout_s: float = Field(1.0, gt=0)  # per store call on the request path; then fail open
     # --- Quota leases (app/usage/lease_book.py; docs/usage.md "Quotas and rate limits") ---------
     quota_lease_ttl_s: float = Field(30.0, gt=0)  # a replica renews its slice of a counter this often

@@ -50,17 +50,18 @@ from app.store.cooldowns import INDEXES as COOLDOWN_INDEXES
 from app.store.cooldowns import CooldownRepository
 from app.store.leases import INDEXES as LEASE_INDEXES
 from app.store.leases import LeaseRepository
-from app.store.limits import INDEXES as LIMIT_INDEXES
 from app.store.model_map import ModelMapCache, ModelMapRepository
 from app.store.admins import INDEXES as ADMIN_INDEXES
 from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
 from app.store.mongo import (STORE_ERRORS, StoreUnreachable, describe_store_error, ensure_indexes, open_store,
                              redact_url, store_url)
-from app.store.usage import UsageRepository, ensure_usage_indexes
+from app.store.usage import ensure_usage_indexes
+from app.store.usage_reads import UsageReader
+from app.store.usage_write import UsageWriter
 from app.store.users import UserRepository
 from app.ui.routes import router as ui_router
 from app.usage.admission import QuotaAdmission
-from app.usage.buckets import Retention
+from app.records.buckets import Retention
 from app.usage.lease_book import LeaseBook
 from app.usage.ledger import PendingUsage
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
@@ -90,7 +91,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise ConfigError(str(exc)) from None
     store = open_store(url, settings.mongodb_database, max_pool_size=settings.mongodb_max_pool_size)
     try:
-        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **LIMIT_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES,
+        await ensure_indexes(store.db, {**COOLDOWN_INDEXES, **ADMIN_INDEXES, **LEASE_INDEXES,
                                         **AUDIT_INDEXES})
         await ensure_usage_indexes(store.db, event_ttl_days=settings.usage_event_ttl_days)
     except STORE_ERRORS as exc:
@@ -98,8 +99,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         raise StoreUnreachable(f"cannot prepare the store at {redact_url(url or '')} "
                                f"({describe_store_error(exc)}); check PROXY_MONGODB_URL") from None
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
-    usage = UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
-                                                          hour_days=settings.usage_hour_bucket_ttl_days))
+    usage = UsageWriter(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
+                                                     hour_days=settings.usage_hour_bucket_ttl_days))
     audit = AuditRepository(store.db)
     resolver = AccessKeyResolver(keys, users, secrets.secret_key, cache_ttl_s=settings.key_cache_ttl_s,
                                  last_used_interval_s=settings.last_used_write_interval_s,
@@ -131,10 +132,11 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                              sweep_interval_s=settings.usage_sweep_interval_s,
                              dead_letter=usage.dead_letter)  # issue 10: unwritable events go here
     metrics.watch(recorder)
-    quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
+    usage_reader = UsageReader(store.db)
+    quotas = QuotaAdmission(usage_reader, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
-    governance = await build_governance(settings, db=store.db, users=users, access_keys=keys, usage=usage,
+    governance = await build_governance(settings, db=store.db, users=users, access_keys=keys, usage=usage_reader,
                                         audit=audit, resolver=resolver, pricing=pricing,
                                         secret_key=secrets.secret_key)  # groups, spend limits (issue 14)
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
@@ -155,7 +157,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,
                            rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
-                           on_bedrock_key_change=bedrock_keys.forget),
+                           on_bedrock_key_change=bedrock_keys.forget, admin_auth=admin_auth),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
         forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=governance.admission(quotas),
                             bedrock=bedrock,

@@ -15,7 +15,7 @@ from app.proxy.forward import Forwarder
 from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.mongo import Store
-from app.store.usage import UsageRepository
+from app.store.usage_write import UsageWriter
 from app.store.users import UserRepository
 from app.usage.metrics import ProxyMetrics
 from app.usage.pricing import PriceTable
@@ -31,7 +31,7 @@ class Services:
     store: Store
     users: UserRepository
     access_keys: AccessKeyRepository
-    usage: UsageRepository
+    usage: UsageWriter  # its ``retention`` tells reports which buckets are kept
     audit: AuditRepository
     admin: AdminService
     resolver: AccessKeyResolver

@@ -34,11 +34,11 @@ import app.main  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.proxy.anthropic import AnthropicUpstream  # noqa: E402
 from app.store.mongo import open_store  # noqa: E402
-from app.store.usage import UsageRepository  # noqa: E402
-from app.usage.events import UsageEvent  # noqa: E402
+from app.store.usage_write import UsageWriter  # noqa: E402
+from app.records.events import UsageEvent  # noqa: E402
 from app.usage.metrics import ProxyMetrics  # noqa: E402
 from app.usage.pricing import PriceTable  # noqa: E402
-from app.usage.quotas import PendingUsage  # noqa: E402
+from app.usage.ledger import PendingUsage  # noqa: E402
 from app.usage.recorder import UsageRecorder  # noqa: E402
 
 PASSWORD = "bench-admin-password-123"
@@ -50,7 +50,7 @@ async def bench_write_path(n_events: int, *, users: int, keys_per_user: int, mod
     let the recorder write them (batches of 500). Each distinct (key, model) in a batch costs 15
     bucket upserts (5 granularities x global/user/key), so the spread drives the store work."""
     store = open_store(None, "bench")
-    repo = UsageRepository(store.db)
+    repo = UsageWriter(store.db)
     metrics = ProxyMetrics()
     recorder = UsageRecorder(repo.write_batch, batch_size=500, flush_interval_s=0.05,
                              price=PriceTable().cost_usd_micros, observers=(metrics.observe,), ledger=PendingUsage())

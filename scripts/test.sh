@@ -28,5 +28,7 @@ done
 
 # Lint first (unused and undefined names, syntax errors): seconds, and it fails the run.
 .venv/bin/ruff check --quiet app tests bench infra scripts
+# Import contracts (pyproject.toml [tool.importlinter]): layers point one way, pure modules do no I/O.
+.venv/bin/lint-imports --no-cache
 
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -19,9 +19,9 @@ from app.config import Settings
 from app.errors import AuthenticationFailed
 from app.store.access_keys import AccessKeyRepository
 from app.store.mongo import Store, open_store
-from app.store.usage import UsageRepository
+from app.store.usage_write import UsageWriter
 from app.store.users import UserRepository
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from tests.conftest import SECRET_KEY
 
 
@@ -174,7 +174,7 @@ def test_usage_export_csv_per_time_and_per_user(cli: Any, store: Store) -> None:
     events = [UsageEvent(user_id=user["id"], access_key_id="ak_x", provider="anthropic", model="claude-sonnet-4-6",
                          input_tokens=10, output_tokens=5, cost_usd_micros=100, time=now - timedelta(hours=h))
               for h in (1, 1, 3)]
-    asyncio.run(UsageRepository(store.db).write_batch(events))
+    asyncio.run(UsageWriter(store.db).write_batch(events))
 
     result = cli("usage", "export", "--granularity", "hour", "--from", (now - timedelta(hours=5)).isoformat())
     assert result.exit_code == 0, result.output

@@ -10,8 +10,6 @@ route needs ``Authorization: Bearer <token>``; ``POST /admin/auth/logout`` revok
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from app.admin.audit import audit_filter, page_bounds, public_entry, read_page, to_csv, wants_csv
 from app.admin.service import Actor, public_key, public_user
-from app.deps import AdminDep, ServicesDep
-from app.errors import AuthenticationFailed, InvalidRequest
+from app.deps import AdminDep, BasicCredentialsDep, ServicesDep
+from app.errors import InvalidRequest
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -48,37 +46,17 @@ def actor(request: Request, username: str) -> Actor:
 
 
 @router.post("/auth/login", response_model=TokenOut)
-async def login(request: Request, services: ServicesDep) -> TokenOut:
+async def login(request: Request, services: ServicesDep, credentials: BasicCredentialsDep) -> TokenOut:
     """HTTP Basic (admin username and password) -> bearer token valid ``expires_in`` seconds."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    try:
-        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        username = password = ""
-    if scheme.lower() != "basic" or not username:
-        raise AuthenticationFailed("HTTP Basic credentials required (admin username and password)",
-                                   headers={"www-authenticate": 'Basic realm="claude-code-proxy"'})
-    try:
-        grant = await services.admin_auth.login(username, password, request.client.host if request.client else "")
-    except AuthenticationFailed:  # a refused password is audited (never the password itself)
-        await services.audit.write_failed_login(username=username, via="api",
-                                                ip=request.client.host if request.client else None)
-        raise
-    await services.audit.write(actor=username, ip=request.client.host if request.client else None,
-                               action="admin.login", details={"via": "api"})
+    grant = await services.admin.login(actor(request, credentials.username), credentials.password, via="api")
     return TokenOut(access_token=grant.token, expires_in=services.admin_auth.token_ttl_s)
 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(request: Request, services: ServicesDep, admin: AdminDep, everywhere: bool = False) -> Response:
     """Revoke this bearer token now (``everywhere=true``: every admin token and dashboard session)."""
-    if everywhere:
-        revoked = await services.admin_auth.logout_everywhere()
-    else:
-        await services.admin_auth.logout(request.state.admin_session_id)
-        revoked = 1
-    await services.audit.write(actor=admin, ip=request.client.host if request.client else None,
-                               action="admin.logout", details={"via": "api", "revoked": revoked})
+    await services.admin.logout(actor(request, admin), request.state.admin_session_id, via="api",
+                                everywhere=everywhere)
     return Response(status_code=204)
 
 

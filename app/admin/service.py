@@ -1,4 +1,5 @@
-"""Admin operations shared by the JSON API and the dashboard: one code path, one audit entry each.
+"""Admin operations shared by the JSON API and the dashboard: one code path, one audit entry each
+(written here, never by a route).
 
 Plaintext access keys exist only in the return value of :meth:`create_key` / :meth:`rotate_key`;
 only their HMAC is stored.
@@ -9,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
 from app.admin.key_state import key_state
 from app.auth.access import AccessKeyResolver
+from app.auth.admin import AdminAuth, AdminLogin
 from app.auth.keys import display_prefix, generate_access_key, hash_access_key
 from app.crypto.envelope import Cipher, bedrock_key_context
-from app.errors import InvalidRequest, NotFound
+from app.errors import AuthenticationFailed, InvalidRequest, NotFound
 from app.store.access_keys import AccessKeyDoc, AccessKeyRepository
 from app.store.audit import AuditRepository
 from app.store.users import UserDoc, UserRepository
@@ -45,16 +47,54 @@ class IssuedKey:
 
 
 class AdminService:
-    """Users and keys. Raises NotFound (404) for unknown ids, InvalidRequest (400) for bad input."""
+    """Admin sign-in, users and keys. Raises NotFound (404) for unknown ids, InvalidRequest (400) for
+    bad input. ``admin_auth`` (app/auth/admin.py) is needed by :meth:`login` and :meth:`logout` only."""
 
     def __init__(self, users: UserRepository, keys: AccessKeyRepository, audit: AuditRepository,
                  resolver: AccessKeyResolver, secret_key: bytes, *, rotate_grace_s: int = 0,
-                 cipher: Cipher | None = None, on_bedrock_key_change: Callable[[str], None] | None = None) -> None:
+                 cipher: Cipher | None = None, on_bedrock_key_change: Callable[[str], None] | None = None,
+                 admin_auth: AdminAuth | None = None) -> None:
         self.users, self.keys, self.audit = users, keys, audit
+        self._admin_auth = admin_auth
         self._resolver, self._secret = resolver, secret_key
         self._rotate_grace_s = rotate_grace_s
         self._cipher = cipher
         self._on_bedrock_key_change = on_bedrock_key_change or (lambda _key_id: None)
+
+    def _auth(self) -> AdminAuth:
+        if self._admin_auth is None:
+            raise RuntimeError("AdminService was built without admin_auth")
+        return self._admin_auth
+
+    async def login(self, actor: Actor, password: str, *, via: Literal["api", "ui"]) -> AdminLogin:
+        """Sign ``actor.username`` in (a bearer token for ``api``, a dashboard session for ``ui``) and
+        audit ``admin.login`` (``details.via``). Raises RateLimited (429), AuthenticationFailed (401:
+        audited as ``admin.login_failed``, never with the password), ServiceUnavailable (503)."""
+        try:
+            grant = await self._auth().login(actor.username, password, actor.ip or "",
+                                             kind="token" if via == "api" else "ui")
+        except AuthenticationFailed:
+            await self.audit.write_failed_login(username=actor.username, ip=actor.ip, via=via)
+            raise
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="admin.login", details={"via": via})
+        return grant
+
+    async def logout(self, actor: Actor | None, session_id: str | None, *, via: Literal["api", "ui"],
+                     everywhere: bool = False) -> int:
+        """End the session ``session_id`` (``everywhere``: every admin token and dashboard session)
+        and audit ``admin.logout`` when there is an ``actor`` (the API's entry also says how many
+        sessions ended: ``details.revoked``). Returns that number."""
+        if everywhere:
+            revoked = await self._auth().logout_everywhere()
+        elif session_id:
+            await self._auth().logout(session_id)
+            revoked = 1
+        else:
+            revoked = 0
+        if actor is not None:
+            details: dict[str, Any] = {"via": via, "revoked": revoked} if via == "api" else {"via": via}
+            await self.audit.write(actor=actor.username, ip=actor.ip, action="admin.logout", details=details)
+        return revoked
 
     async def create_user(self, actor: Actor, name: str, email: str | None) -> UserDoc:
         name = name.strip()

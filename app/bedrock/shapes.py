@@ -53,8 +53,6 @@ SUPPORTED_BETAS = frozenset({
 BETA_INTERLEAVED = "interleaved-thinking-2025-05-14"
 BETA_CONTEXT_1M = "context-1m-2025-08-07"
 
-# Fields of a custom tool definition that Converse's ToolSpecification carries.
-TOOL_SPEC_FIELDS = frozenset({"name", "description", "input_schema"})
 # Tool fields dropped on purpose: defer_loading (tool search is a server tool, so deferred tools are
 # sent as ordinary tools), input_examples, strict (no Converse field), eager_input_streaming,
 # allowed_callers; cache_control becomes a cachePoint entry after the tool.

@@ -58,7 +58,7 @@ class CliServices:
     users: Any  # app.store.users.UserRepository
     access_keys: Any  # app.store.access_keys.AccessKeyRepository
     audit: Any  # app.store.audit.AuditRepository
-    usage: Any  # app.store.usage.UsageRepository
+    usage: Any  # app.store.usage_write.UsageWriter (its ``retention``)
     admin: Any  # app.admin.service.AdminService
     admin_auth: Any  # app.auth.admin.AdminAuth
     secret_key: bytes
@@ -118,13 +118,13 @@ async def open_services(ctx: click.Context, settings: Settings) -> AsyncIterator
     from app.auth.access import AccessKeyResolver
     from app.auth.admin import AdminAuth
     from app.crypto.envelope import make_cipher
+    from app.records.buckets import Retention
     from app.store.access_keys import AccessKeyRepository
     from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
     from app.store.audit import AuditRepository
     from app.store.mongo import StoreUnreachable, open_store, wait_until_reachable
-    from app.store.usage import UsageRepository
+    from app.store.usage_write import UsageWriter
     from app.store.users import UserRepository
-    from app.usage.buckets import Retention
 
     store = (ctx.obj or {}).get("store")
     owned = store is None
@@ -149,8 +149,8 @@ async def open_services(ctx: click.Context, settings: Settings) -> AsyncIterator
                                  stale_grace_s=settings.key_stale_grace_s)
     services = CliServices(
         settings=settings, store=store, users=users, access_keys=keys, audit=audit,
-        usage=UsageRepository(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
-                                                            hour_days=settings.usage_hour_bucket_ttl_days)),
+        usage=UsageWriter(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
+                                                        hour_days=settings.usage_hour_bucket_ttl_days)),
         admin=AdminService(users, keys, audit, resolver, key, rotate_grace_s=settings.key_rotate_grace_s,
                            cipher=cipher),
         admin_auth=AdminAuth(AdminRepository(store.db), AdminSessionRepository(store.db),

@@ -36,7 +36,7 @@ from app.governance.cache import GovernanceCache
 from app.governance.periods import iso_z, period_end, period_start
 from app.governance.resolve import Cap, caps_for
 from app.usage.estimate import estimate_request, unpriced_cost_usd_micros
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.lease_book import LeaseBook, Refusal
 from app.usage.ledger import Reservation
 from app.usage.pricing import PriceTable

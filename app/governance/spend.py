@@ -31,7 +31,7 @@ from app.governance.resolve import MICROS_PER_CENT, user_cap
 from app.store.audit import AuditRepository
 from app.store.groups import GroupRepository
 from app.store.spend_limits import SpendLimitRepository
-from app.store.usage import UsageRepository
+from app.store.usage_reads import BucketQuery, UsageReader
 from app.store.users import UserRepository
 
 MAX_AMOUNT_CENTS = 10**13
@@ -96,7 +96,7 @@ class SpendLimitService:
     """Set, read, delete and report spend limits. ``tz``: the organization's time zone (periods)."""
 
     def __init__(self, limits: SpendLimitRepository, groups: GroupRepository, users: UserRepository,
-                 usage: UsageRepository, audit: AuditRepository, cache: GovernanceCache, *, tz: tzinfo = UTC) -> None:
+                 usage: UsageReader, audit: AuditRepository, cache: GovernanceCache, *, tz: tzinfo = UTC) -> None:
         self.repo, self._groups, self._users, self._usage = limits, groups, users, usage
         self._audit, self.cache, self.tz = audit, cache, tz
 
@@ -278,8 +278,6 @@ class SpendLimitService:
         """Micro-USD recorded for one user, or one group's members, from ``start`` to ``end``."""
         kind, ident = counter
         if kind == "user":
-            from app.store.usage import BucketQuery
-
             docs = await self._usage.find_buckets(BucketQuery("user", ident, "hour", start, end))
             return sum(int(d.get("cost_usd_micros") or 0) for d in docs)
         members = set(await self._groups.member_ids(ident))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from app.errors import ProxyError
 from app.proxy.request import ProxyRequest
+from app.records.events import UsageEvent
 from app.usage.attribution import attribution_from_headers
-from app.usage.events import UsageEvent
 
 
 @dataclass(slots=True)

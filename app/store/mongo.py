@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-
-# Callers catch this one family for "the store is unreachable or failed".
-from pymongo.errors import PyMongoError as StoreError
+from pymongo.errors import PyMongoError
 
 # "The store failed", classified once: every driver error (connection refused, server selection
 # timeout, network timeout, auth failure, not primary, write errors) plus our own time limits on a
 # store call (``asyncio.wait_for`` raises the builtin ``TimeoutError``). Callers write
 # ``except STORE_ERRORS``. mongomock raises pymongo's classes too when pymongo is installed.
-STORE_ERRORS: tuple[type[BaseException], ...] = (StoreError, TimeoutError)
+STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, TimeoutError)
 
 if TYPE_CHECKING:
     from app.config import Settings

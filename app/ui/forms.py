@@ -13,7 +13,7 @@ from zoneinfo import available_timezones
 
 from app.errors import InvalidRequest
 from app.usage import query
-from app.usage.buckets import Granularity
+from app.records.buckets import Granularity
 from app.usage.limits import LIMITS
 
 RANGES: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from app.admin.service import Actor
 from app.deps import ServicesDep
 from app.services import Services
 from app.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
@@ -57,14 +58,11 @@ async def login(request: Request, services: ServicesDep,
                                               "error": exc.message}, status_code=exc.status_code)
     ip = request.client.host if request.client else None
     try:
-        grant = await services.admin_auth.login(username, password, ip or "", kind="ui")
-    except (AuthenticationFailed, RateLimited, ServiceUnavailable) as exc:
-        if isinstance(exc, AuthenticationFailed):
-            await services.audit.write_failed_login(username=username, ip=ip, via="ui")
+        grant = await services.admin.login(Actor(username, ip), password, via="ui")
+    except (AuthenticationFailed, RateLimited, ServiceUnavailable) as exc:  # audited by the service
         return render(request, "login.html", {"next": safe_next(next), "login_name": username,
                                               "error": exc.message},
                       status_code=exc.status_code, headers=exc.headers)
-    await services.audit.write(actor=username, ip=ip, action="admin.login", details={"via": "ui"})
     # New CSRF token and session id on login: no session fixation.
     request.state.ui_session = new_session(username, session_id=grant.session_id)
     response = _go(request, safe_next(next))
@@ -75,12 +73,10 @@ async def login(request: Request, services: ServicesDep,
 @router.post("/logout")
 async def logout(request: Request, services: ServicesDep, _: CsrfSession) -> Response:
     session = current_session(request)
-    if session.session_id:
-        # Server-side: a copy of this cookie stops working too (not only this browser's).
-        await services.admin_auth.logout(session.session_id)
-    if session.username:
-        await services.audit.write(actor=session.username, ip=request.client.host if request.client else None,
-                                   action="admin.logout", details={"via": "ui"})
+    # Server-side: a copy of this cookie stops working too (not only this browser's).
+    ip = request.client.host if request.client else None
+    await services.admin.logout(Actor(session.username, ip) if session.username else None, session.session_id,
+                                via="ui")
     request.state.ui_session = new_session()
     response = _go(request, "/ui/login")
     apply_headers(request, response)

@@ -162,10 +162,10 @@ async def check_csrf(request: Request) -> UiSession:
     return session
 
 
-async def require_admin(request: Request) -> UiSession:
+async def require_admin_session(request: Request) -> UiSession:
     """Dependency: a logged-in admin session whose server-side session is live, else LoginRequired
     (redirect to the login page). One store call at most (cached 1 s); ServiceUnavailable (503 page)
-    when the store fails."""
+    when the store fails. The JSON API's bearer-token check is app/deps.py's ``require_admin_token``."""
     session = current_session(request)
     auth = request.app.state.services.admin_auth
     sso = getattr(request.app.state.services, "sso", None)
@@ -184,10 +184,10 @@ async def require_admin(request: Request) -> UiSession:
 
 async def require_admin_post(request: Request) -> UiSession:
     """Dependency for state-changing admin routes: logged in first (redirect), then CSRF (403)."""
-    await require_admin(request)
+    await require_admin_session(request)
     return await check_csrf(request)
 
 
-AdminSession = Annotated[UiSession, Depends(require_admin)]
+AdminSession = Annotated[UiSession, Depends(require_admin_session)]
 AdminPost = Annotated[UiSession, Depends(require_admin_post)]
 CsrfSession = Annotated[UiSession, Depends(check_csrf)]

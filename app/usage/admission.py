@@ -21,13 +21,13 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.errors import RateLimited
-from app.store.usage import UsageRepository
-from app.usage.buckets import TOKEN_COUNTERS, Granularity, Scope, floor, next_start
+from app.store.usage_reads import UsageReader
+from app.records.buckets import TOKEN_COUNTERS, Granularity, Scope, floor, next_start
 from app.usage.estimate import Estimate, estimate_request, unpriced_cost_usd_micros
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.lease_book import LeaseBook, Refusal
 from app.usage.ledger import PendingUsage, Reservation
 from app.usage.limits import LIMITS, MICROS_PER_USD, UNIT, LimitSpec, effective_limits
@@ -35,7 +35,17 @@ from app.usage.pricing import PriceTable
 
 if TYPE_CHECKING:
     from app.auth.access import Principal
-    from app.proxy.request import ProxyRequest
+
+class AdmissionRequest(Protocol):
+    """What the check reads from a request (app/proxy/request.py's ``ProxyRequest`` is one): the
+    endpoint, who it is for, its body (bytes) and parsed params; it sets ``reservation``."""
+
+    endpoint: Literal["messages", "count_tokens"]
+    principal: Principal
+    body: bytes
+    params: dict[str, Any]
+    reservation: Reservation | None
+
 
 SCOPE_LABEL = {"key": "access key", "user": "user"}
 _PERIOD = {"minute": "this minute", "day": "today (UTC)", "month": "this month (UTC)"}
@@ -74,7 +84,7 @@ class QuotaAdmission:
     ``pricing`` prices the estimates (None: every model at the reservation default price).
     """
 
-    def __init__(self, usage: UsageRepository, book: LeaseBook, pending: PendingUsage, *,
+    def __init__(self, usage: UsageReader, book: LeaseBook, pending: PendingUsage, *,
                  pricing: PriceTable | None = None, clock: Callable[[], datetime] | None = None,
                  store_timeout_s: float = 1.0, on_reject: Callable[[str, str], None] | None = None) -> None:
         self._usage, self.book, self._pending, self._pricing = usage, book, pending, pricing
@@ -104,7 +114,7 @@ class QuotaAdmission:
             ("user", principal.user_id, effective_limits(principal.user_limits))]
         return [s for s in scopes if s[1] and s[2]]
 
-    def claims(self, preq: ProxyRequest, now: datetime) -> list[Claim]:
+    def claims(self, preq: AdmissionRequest, now: datetime) -> list[Claim]:
         """Every claim the request makes (empty when no limit applies)."""
         out: list[Claim] = []
         estimate: Estimate | None = None
@@ -120,7 +130,7 @@ class QuotaAdmission:
                                  next_start(start, spec.window)))
         return out
 
-    async def check(self, preq: ProxyRequest) -> None:
+    async def check(self, preq: AdmissionRequest) -> None:
         """Reserve the request's claims on ``preq.reservation``, or raise RateLimited (429)."""
         if preq.endpoint != "messages":
             return

@@ -30,7 +30,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from app.bedrock.tokens import BYTES_PER_TOKEN, TOOLS_PREAMBLE, estimate_input_tokens
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.pricing import LONG_CONTEXT_THRESHOLD_TOKENS, REGIONAL_PREMIUM, Price, PriceTable
 
 RESERVATION_PRICE = Price.of(15, 75)  # USD / MTok; Opus 4.1 / Opus 3, the dearest list price

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.admin.audit import csv_cell
 from app.errors import InvalidRequest
-from app.usage.buckets import floor
+from app.records.buckets import floor
 
 COLUMNS = ("date", "user_id", "user_name", "user_email", "provider", "model", "requests", "errors",
            "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_creation_1h_input_tokens",

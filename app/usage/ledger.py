@@ -15,20 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.usage.buckets import Granularity, floor
-from app.usage.events import UsageEvent
+from app.records.buckets import Granularity, floor
+from app.records.events import UsageEvent
 from app.usage.limits import Metric
 
 
 class PendingUsage:
     """This replica's usage recorded but not yet written to the buckets, per scope and window
-    (minute, day, month; UTC). ``generation`` changes whenever a batch is written."""
+    (minute, day, month; UTC)."""
 
     WINDOWS: tuple[Granularity, ...] = ("minute", "day", "month")
 
     def __init__(self) -> None:
         self._totals: dict[tuple[str, str, str, datetime], list[int]] = {}
-        self.generation = 0
 
     @staticmethod
     def _keys(event: UsageEvent) -> list[tuple[str, str, str, datetime]]:
@@ -52,7 +51,6 @@ class PendingUsage:
                 total[1] -= event.cost_usd_micros or 0
                 if total[0] <= 0 and total[1] <= 0:
                     del self._totals[key]
-        self.generation += 1
 
     def get(self, scope: str, scope_id: str, granularity: str, start: datetime) -> tuple[int, int]:
         """``(tokens, cost_usd_micros)`` pending for one window."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.errors import InvalidRequest
-from app.usage.buckets import Granularity
+from app.records.buckets import Granularity
 
 Metric = Literal["requests", "tokens", "cost"]
 MICROS_PER_USD = 1_000_000

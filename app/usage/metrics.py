@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.pricing import PriceTable, canonical_model
 
 PREFIX = "claude_proxy_"

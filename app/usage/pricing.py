@@ -35,7 +35,7 @@ from typing import Any
 from app.bedrock.models import ALIASES as BEDROCK_ALIASES
 from app.bedrock.models import MODELS as BEDROCK_MODELS
 from app.bedrock.models import normalize
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.price_list import (  # noqa: F401 - re-exported: callers import prices from here
     CACHE_READ_MULTIPLIER,
     CACHE_WRITE_1H_MULTIPLIER,

@@ -19,8 +19,8 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.errors import InvalidRequest
-from app.store.usage import BucketQuery, UsageRepository
-from app.usage.buckets import (
+from app.store.usage_reads import BucketQuery, UsageReader
+from app.records.buckets import (
     GRANULARITIES,
     TOKEN_COUNTERS,
     Granularity,
@@ -128,7 +128,7 @@ async def usage_report(db: Any, *, start: datetime | None = None, end: datetime 
         scope, scope_id = "user", user_id
     else:
         scope, scope_id = "global", ""
-    docs = await UsageRepository(db).find_buckets(BucketQuery(
+    docs = await UsageReader(db).find_buckets(BucketQuery(
         scope=scope, scope_id=scope_id, granularity=read_granularity,  # type: ignore[arg-type]
         start_gte=points[0], start_lt=range_end, user_id=user_id if access_key_id else None,
         provider=provider, model=model))
@@ -178,7 +178,7 @@ async def top_users(db: Any, *, start: datetime | None = None, end: datetime | N
     oldest_hour = retention.oldest("hour", now)
     granularity: Granularity = "hour" if oldest_hour is None or floor(start, "hour") >= oldest_hour else "day"
     first = floor(start, granularity)
-    repo = UsageRepository(db)
+    repo = UsageReader(db)
     rows = await repo.totals_by_scope_id("user", granularity, first, end)
     counted = []
     for row in rows:

@@ -9,7 +9,7 @@ Failures (classified in one place, ``app.store.errors.is_transient``):
 
 - **transient** (the store is unreachable, times out, fails over...): the *same* batch is retried
   with backoff (0.1 s doubling, capped at ``max_backoff_s``) until it lands, while new events keep
-  queuing. ``write_batch`` must be idempotent per batch (``UsageRepository.write_batch`` is: see
+  queuing. ``write_batch`` must be idempotent per batch (``UsageWriter.write_batch`` is: see
   app/store/usage.py), so a retried batch never double counts.
 - **not transient** (the data: an event BSON cannot encode, a document the server refuses): the
   batch is split in halves, each written as its own batch, recursively, until the bad event is
@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from app.store.errors import UnwrittenEvents, describe, is_transient
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.sanitize import clean_cost, sanitize_event
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ FIRST_BACKOFF_S = 0.1
 
 
 class Ledger(Protocol):
-    """Usage recorded but not yet in the store (see app/usage/quotas.py PendingUsage)."""
+    """Usage recorded but not yet in the store (see app/usage/ledger.py PendingUsage)."""
 
     def add(self, event: UsageEvent) -> None: ...
 

@@ -34,7 +34,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from app.usage.events import UsageEvent, new_event_id
+from app.records.events import UsageEvent, new_event_id
 
 MAX_TOKENS = 10**9
 MAX_LATENCY_MS = 7 * 24 * 3600 * 1000.0

@@ -3,7 +3,7 @@ at the repository layer; a fake monotonic clock moves time)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -202,3 +202,86 @@ async def test_missing_and_malformed_keys_are_told_apart(key: str | None, reason
     with pytest.raises(AuthenticationFailed) as info:
         await World().resolver.resolve(key)
     assert info.value.message == key_refused_message(reason, "header")  # type: ignore[arg-type]
+
+
+def count_lookups(world: World) -> list[str]:
+    """Record every ``find_by_hash`` the resolver sends to the (real) key repository."""
+    calls: list[str] = []
+    real = world.keys.find_by_hash
+
+    async def find_by_hash(key_hash: str) -> Any:
+        calls.append(key_hash)
+        return await real(key_hash)
+
+    world.keys.find_by_hash = find_by_hash  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_cached_key_is_not_looked_up_again_until_its_entry_expires() -> None:
+    world = World()
+    key, key_id = await world.new_key()
+    lookups = count_lookups(world)
+    await world.resolver.resolve(key)
+    await world.keys.revoke(key_id)  # another replica revokes it: this one learns at the cache's expiry
+    world.clock.now += 29
+    assert (await world.resolver.resolve(key)).access_key_id == key_id
+    assert len(lookups) == 1
+    world.clock.now += 2
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(key)
+    assert len(lookups) == 2
+
+
+async def test_without_a_cache_every_request_looks_its_key_up() -> None:
+    world = World(cache_ttl_s=0)
+    key, key_id = await world.new_key()
+    lookups = count_lookups(world)
+    for _ in range(3):
+        await world.resolver.resolve(key)
+    assert len(lookups) == 3
+    await world.keys.revoke(key_id)
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(key)
+
+
+async def test_an_unknown_key_is_cached_as_refused() -> None:
+    world = World()
+    await world.new_key()
+    lookups = count_lookups(world)
+    stranger = generate_access_key()
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            await world.resolver.resolve(stranger)
+    assert len(lookups) == 1  # a negative answer is cached like a positive one
+
+
+@pytest.mark.parametrize("key", [None, "", "not-a-key", "sk-proxy-" + "!" * 40])
+async def test_a_malformed_key_is_refused_without_a_store_call(key: str | None) -> None:
+    world = World()
+    lookups = count_lookups(world)
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(key)
+    assert lookups == []
+
+
+async def test_a_disabled_user_or_an_expired_key_is_refused() -> None:
+    world = World(cache_ttl_s=0)
+    key, key_id = await world.new_key()
+    await world.keys.update(key_id, {"expires_at": datetime.now(UTC) - timedelta(seconds=1)})  # still active
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(key)
+    other, _ = await world.new_key()
+    await world.users.update(world.user_id, {"status": "disabled"})
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(other)
+
+
+async def test_a_stale_answer_is_not_served_when_the_store_answers() -> None:
+    world = World()
+    key, key_id = await world.new_key()
+    await world.resolver.resolve(key)
+    await world.keys.revoke(key_id)
+    world.clock.now += 31  # the store is up: the fresh answer wins over the last good one
+    with pytest.raises(AuthenticationFailed):
+        await world.resolver.resolve(key)
+    assert world.resolver.served_stale == 0

@@ -18,6 +18,13 @@ from app.store.mongo import Store
 from tests.conftest import ADMIN_PASSWORD, make_settings
 
 
+def envelope(response: httpx.Response) -> dict[str, Any]:
+    """The error body without its per-request ``request_id`` (``req_...``, checked here)."""
+    body = dict(response.json())
+    assert str(body.pop("request_id", "req_")).startswith("req_")
+    return body
+
+
 def basic(password: str) -> dict[str, str]:
     return {"authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
 
@@ -59,3 +66,42 @@ async def test_login_then_logout_over_the_api(replicas: list[httpx.AsyncClient])
     assert (await replicas[1].get("/admin/users", headers=bearer)).status_code == 200
     assert (await replicas[1].post("/admin/auth/logout", headers=bearer)).status_code == 204
     assert (await replicas[1].get("/admin/users", headers=bearer)).status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer abc", "Basic", "Basic !!!not-base64", "Basic " +
+                                           base64.b64encode(b"no-colon").decode(), "Basic " +
+                                           base64.b64encode(b":password-without-user").decode()])
+async def test_login_without_usable_basic_credentials_is_401_in_anthropics_envelope(
+        replicas: list[httpx.AsyncClient], authorization: str | None) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    response = await replicas[0].post("/admin/auth/login", headers=headers)
+    assert response.status_code == 401
+    assert envelope(response) == {"type": "error", "error": {
+        "type": "authentication_error", "message": "HTTP Basic credentials required (admin username and password)"}}
+    assert response.headers["www-authenticate"] == 'Basic realm="claude-code-proxy"'
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer ", "Basic YWRtaW46eA==", "Token abc"])
+async def test_admin_routes_without_a_bearer_token_are_401_in_anthropics_envelope(
+        replicas: list[httpx.AsyncClient], authorization: str | None) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    response = await replicas[0].get("/admin/users", headers=headers)
+    assert response.status_code == 401
+    assert envelope(response) == {"type": "error", "error": {
+        "type": "authentication_error",
+        "message": "admin bearer token required: POST /admin/auth/login with HTTP Basic"}}
+
+
+async def test_a_wrong_bearer_token_is_401_and_logins_and_logouts_are_audited(
+        replicas: list[httpx.AsyncClient]) -> None:
+    response = await replicas[0].get("/admin/users", headers={"authorization": "Bearer not-a-token"})
+    assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
+    assert (await replicas[0].post("/admin/auth/login", headers=basic("wrong"))).status_code == 401
+    token = (await replicas[0].post("/admin/auth/login", headers=basic(ADMIN_PASSWORD))).json()["access_token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await replicas[0].post("/admin/auth/logout", headers=bearer)).status_code == 204
+    token = (await replicas[0].post("/admin/auth/login", headers=basic(ADMIN_PASSWORD))).json()["access_token"]
+    entries = (await replicas[0].get("/admin/audit", headers={"authorization": f"Bearer {token}"})).json()["data"]
+    actions = [(e["action"], e["details"].get("via")) for e in entries]
+    assert actions.count(("admin.login", "api")) == 2 and ("admin.login_failed", "api") in actions
+    assert ("admin.logout", "api") in actions

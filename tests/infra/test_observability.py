@@ -8,7 +8,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.metrics import ProxyMetrics
 from infra import observability as m
 from infra.observability import SidecarSpec, agent_config, prometheus_scrape_config, publish_policy, sidecar_definition

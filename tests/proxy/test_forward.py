@@ -26,7 +26,7 @@ from app.proxy.outcome import Outcome
 from app.proxy.relay import Relay
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from tests.support.constants import CLIENT_API_KEY, MODEL
 
 USAGE = {"input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}

@@ -1,4 +1,4 @@
-"""UsageRepository when the data is the problem (issue 10): events BSON cannot encode, documents the
+"""UsageWriter when the data is the problem (issue 10): events BSON cannot encode, documents the
 server refuses, a batch-wide encoding failure after part of the batch landed, a bucket update the
 server refuses. Each time the rest is counted exactly once, the writer is never stuck on the batch,
 and what cannot be stored is reported (UnwrittenEvents) or kept in ``usage_dead_letter``."""
@@ -14,15 +14,16 @@ from bson.errors import InvalidDocument
 from pymongo.errors import WriteError
 
 from app.store.errors import UnwrittenEvents
-from app.store.usage import DEAD_LETTER, EVENTS, UsageRepository, dead_letter_document, ensure_usage_indexes
-from app.usage.events import UsageEvent
-from tests.store.test_usage import assert_exact, make_events, new_db
+from app.store.usage import DEAD_LETTER, EVENTS, ensure_usage_indexes
+from app.store.usage_write import UsageWriter, dead_letter_document
+from app.records.events import UsageEvent
+from tests.store.test_usage_write import assert_exact, make_events, new_db
 from tests.usage.faults import RefusingDatabase
 
 
 async def test_unencodable_events_are_rejected_before_anything_is_written() -> None:
     db = new_db()
-    repo = UsageRepository(db)
+    repo = UsageWriter(db)
     events = make_events(6)
     events[1].model = "claude-\ud800"
     events[4].output_tokens = 2**70
@@ -44,7 +45,7 @@ async def test_a_batch_of_only_bad_events_writes_nothing_and_leaves_no_fold() ->
     for e in events:
         e.notes = [object()]  # type: ignore[list-item]
     with pytest.raises(UnwrittenEvents):
-        await UsageRepository(db).write_batch(events)
+        await UsageWriter(db).write_batch(events)
     assert await db["usage_folds"].count_documents({}) == 0
 
 
@@ -52,7 +53,7 @@ async def test_documents_the_server_refuses_are_reported_and_the_rest_counted() 
     db = new_db()
     events = make_events(6)
     handle = RefusingDatabase(db, lambda doc: doc["_id"] == events[2].event_id)
-    repo = UsageRepository(handle)
+    repo = UsageWriter(handle)
     with pytest.raises(UnwrittenEvents) as caught:
         await repo.write_batch(events)
     assert caught.value.isolated and caught.value.events == [events[2]]
@@ -97,7 +98,7 @@ class PartialInsert:
 async def test_a_batch_wide_data_error_keeps_what_landed_and_returns_the_rest_for_splitting() -> None:
     db = new_db()
     events = make_events(6)
-    repo = UsageRepository(PartialInsert(db, landed=4))
+    repo = UsageWriter(PartialInsert(db, landed=4))
     with pytest.raises(UnwrittenEvents) as caught:
         await repo.write_batch(events)
     assert not caught.value.isolated and caught.value.events == events[4:]
@@ -137,7 +138,7 @@ async def test_a_bucket_the_server_refuses_is_dead_lettered_and_the_fold_finishe
     db = new_db()
     events = make_events(3)
     bucket_id = "month|2025-03-01T00:00Z|global||anthropic|claude-haiku-4-5"
-    repo = UsageRepository(RefuseBucket(db, bucket_id))
+    repo = UsageWriter(RefuseBucket(db, bucket_id))
     await repo.write_batch(events)
     await repo.write_batch(make_events(2))  # the writer goes on
     assert repo.dead_lettered_buckets == 2
@@ -158,7 +159,7 @@ async def test_any_event_can_be_dead_lettered_once(poison: dict[str, Any]) -> No
     event = UsageEvent(user_id="usr_\ud800", access_key_id="ak_1", provider="anthropic", model="m")
     for name, value in poison.items():
         setattr(event, name, value)
-    repo = UsageRepository(db)
+    repo = UsageWriter(db)
     await repo.dead_letter(event, "UnicodeEncodeError: \\ud800")
     await repo.dead_letter(event, "again")  # a retry after a lost acknowledgement adds nothing
     letters = await db[DEAD_LETTER].find({}).to_list(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 
 from app.usage.attribution import attribution_from_headers, is_subagent
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.sanitize import sanitize_event
 
 

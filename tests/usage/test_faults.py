@@ -1,5 +1,5 @@
 """Fault injection on the usage write path (issue 10): poison events, store outages, lost
-acknowledgements, shutdown. The real UsageRecorder and UsageRepository run on mongomock-motor;
+acknowledgements, shutdown. The real UsageRecorder and UsageWriter run on mongomock-motor;
 faults are injected at the repository layer (a wrapper around the real repository, and
 tests/usage/faults.py around its collections), and the repository checks every document with
 pymongo's own BSON encoder, so what fails here fails the same way against a real server."""
@@ -18,11 +18,12 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 from pymongo.errors import AutoReconnect
 
-from app.store.usage import DEAD_LETTER, EVENTS, FOLDS, UsageRepository
-from app.usage.events import UsageEvent
+from app.store.usage import DEAD_LETTER, EVENTS, FOLDS
+from app.store.usage_write import UsageWriter
+from app.records.events import UsageEvent
 from app.usage.metrics import ProxyMetrics
 from app.usage.recorder import UsageRecorder
-from tests.store.test_usage import bucket_sums, expected_sums
+from tests.store.test_usage_write import bucket_sums, expected_sums
 from tests.usage.faults import Faults, RefusingDatabase
 
 
@@ -63,7 +64,7 @@ POISON = {
 async def test_a_poison_event_is_cleaned_counted_and_does_not_stop_later_events(
         poison: dict[str, object], stored: dict[str, int]) -> None:
     db = new_db()
-    recorder = UsageRecorder(UsageRepository(db).write_batch, batch_size=10, max_backoff_s=0.01)
+    recorder = UsageRecorder(UsageWriter(db).write_batch, batch_size=10, max_backoff_s=0.01)
     bad = ev(0, **{"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": 0, **poison})
     recorder.record(bad)
     later = [ev(i) for i in range(1, 6)]
@@ -98,7 +99,7 @@ def _unstorable(kind: str, event: UsageEvent) -> None:
 async def test_a_poison_event_in_a_batch_of_500_is_dead_lettered_alone(kind: str) -> None:
     db = new_db()
     handle = RefusingDatabase(db, lambda doc: doc.get("request_id") == "req_poison")
-    repo = UsageRepository(handle)
+    repo = UsageWriter(handle)
     metrics = ProxyMetrics()
     recorder = UsageRecorder(repo.write_batch, batch_size=500, max_backoff_s=0.01, dead_letter=repo.dead_letter)
     metrics.watch(recorder)
@@ -165,7 +166,7 @@ async def test_a_writer_that_cannot_say_which_event_is_bad_gets_its_batch_bisect
 
 async def test_shutdown_flushes_the_queue_and_a_dead_letter_does_not_hold_it() -> None:
     db = new_db()
-    repo = UsageRepository(db)
+    repo = UsageWriter(db)
     recorder = UsageRecorder(repo.write_batch, batch_size=20, flush_interval_s=60, dead_letter=repo.dead_letter)
     recorder.start()
     events = [ev(i) for i in range(75)]
@@ -181,7 +182,7 @@ async def test_shutdown_flushes_the_queue_and_a_dead_letter_does_not_hold_it() -
 
 async def test_a_dead_letter_write_during_an_outage_is_retried() -> None:
     db, faults = new_db(), Faults(collections=(DEAD_LETTER,))
-    repo = UsageRepository(faults.wrap(db))
+    repo = UsageWriter(faults.wrap(db))
     recorder = UsageRecorder(repo.write_batch, max_backoff_s=0.01, dead_letter=repo.dead_letter)
     e = ev(1)
     recorder.record(e)
@@ -205,7 +206,7 @@ class FlakyRepository:
     The outage itself is injected under the repository, at every collection call (Faults), so it
     can begin in the middle of a batch."""
 
-    def __init__(self, repo: UsageRepository, lose_rate: float, seed: int = 7) -> None:
+    def __init__(self, repo: UsageWriter, lose_rate: float, seed: int = 7) -> None:
         self.repo, self.lose_rate = repo, lose_rate
         self._random = random.Random(seed)
         self.lost_acks = 0
@@ -224,7 +225,7 @@ async def test_a_ten_second_outage_with_traffic_loses_and_doubles_nothing(capsys
     db = new_db()
     faults = Faults(reads=True, varied=True)
     faults.lose_ack_rate = 0.01  # also outside the outage: single writes whose answer is lost
-    flaky = FlakyRepository(UsageRepository(faults.wrap(db)), lose_rate=0.1)
+    flaky = FlakyRepository(UsageWriter(faults.wrap(db)), lose_rate=0.1)
     recorder = UsageRecorder(flaky.write_batch, batch_size=100, flush_interval_s=0.05, max_backoff_s=0.5)
     recorder.start()
     events: list[UsageEvent] = []

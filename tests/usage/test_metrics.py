@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
 from app.usage.recorder import UsageRecorder
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.usage.events import UsageEvent
 from app.bedrock.models import MODELS, profile_id
+from app.records.events import UsageEvent
 from app.usage.pricing import PRICE_SOURCES, PRICES, SOURCES, Price, PriceTable, Quote, canonical_model
 
 # 1000 input, 500 output, 2000 cache writes of which 400 are 1-hour, 10,000 cache reads.

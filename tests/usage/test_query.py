@@ -1,4 +1,4 @@
-"""usage_report and top_users over real buckets written by UsageRepository: granularities, zones,
+"""usage_report and top_users over real buckets written by UsageWriter: granularities, zones,
 filters, retention limits and parameter errors."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from app.errors import InvalidRequest
-from app.store.usage import UsageRepository
-from app.usage.buckets import GRANULARITIES, Retention
-from app.usage.events import UsageEvent
+from app.store.usage_write import UsageWriter
+from app.records.buckets import GRANULARITIES, Retention
+from app.records.events import UsageEvent
 from app.usage.query import parse_time, parse_zone, top_users, usage_report
 
 NOW = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ EVENTS = [
 @pytest.fixture
 async def db() -> Any:
     db = AsyncMongoMockClient(tz_aware=True)["query"]
-    await UsageRepository(db).write_batch(EVENTS)
+    await UsageWriter(db).write_batch(EVENTS)
     await db["users"].insert_many([{"_id": "usr_a", "name": "Ada", "email": "ada@example.com"},
                                    {"_id": "usr_b", "name": "Bo", "email": None}])
     return db

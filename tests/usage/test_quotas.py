@@ -2,7 +2,7 @@
 429 says which limit and when it resets, windows reset on an injected clock, a reservation holds the
 estimate until the request settles (or is released), limits hold across replicas, an expired lease
 is given back or reclaimed, and a store failure fails open. Usage is recorded the real way
-(UsageRecorder -> PendingUsage -> UsageRepository) and settled as the Forwarder's finish() does."""
+(UsageRecorder -> PendingUsage -> UsageWriter) and settled as the Forwarder's finish() does."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from app.auth.access import Principal
 from app.errors import InvalidRequest, RateLimited
 from app.proxy.request import ProxyRequest
 from app.store.leases import LeaseRepository
-from app.store.usage import UsageRepository
+from app.store.usage_reads import UsageReader
+from app.store.usage_write import UsageWriter
 from app.usage.admission import QuotaAdmission
+from app.records.events import UsageEvent
 from app.usage.estimate import estimate_request, reservation_cost
-from app.usage.events import UsageEvent
 from app.usage.lease_book import LeaseBook
 from app.usage.ledger import PendingUsage
 from app.usage.limits import merge_limits
@@ -48,10 +49,9 @@ class Replica:
 
     def __init__(self, db: Any, clock: Clock, *, holder: str | None = None, **book: Any) -> None:
         self.pending = PendingUsage()
-        usage = UsageRepository(db)
-        self.recorder = UsageRecorder(usage.write_batch, ledger=self.pending)
+        self.recorder = UsageRecorder(UsageWriter(db).write_batch, ledger=self.pending)
         self.book = LeaseBook(LeaseRepository(db), clock=clock, holder=holder, **book)
-        self.admission = QuotaAdmission(usage, self.book, self.pending, pricing=PriceTable(), clock=clock)
+        self.admission = QuotaAdmission(UsageReader(db), self.book, self.pending, pricing=PriceTable(), clock=clock)
         self.clock = clock
 
     async def admit(self, principal: Principal, *, max_tokens: int = 10, endpoint: str = "messages",

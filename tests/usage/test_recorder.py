@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from mongomock_motor import AsyncMongoMockClient
 from pymongo.errors import AutoReconnect
 
-from app.store.usage import UsageRepository
-from app.usage.buckets import floor
-from app.usage.events import UsageEvent
+from app.store.usage_write import UsageWriter
+from app.records.buckets import floor
+from app.records.events import UsageEvent
 from app.usage.pricing import PriceTable
-from app.usage.quotas import PendingUsage
+from app.usage.ledger import PendingUsage
 from app.usage.recorder import UsageRecorder
 from tests.usage.faults import Faults
 
@@ -111,7 +111,7 @@ async def test_an_outage_delays_writes_and_loses_nothing() -> None:
     db = AsyncMongoMockClient(tz_aware=True)["recorder"]
     faults = Faults()
     faults.down = True
-    recorder = UsageRecorder(UsageRepository(faults.wrap(db)).write_batch, batch_size=7,
+    recorder = UsageRecorder(UsageWriter(faults.wrap(db)).write_batch, batch_size=7,
                              flush_interval_s=0.01, max_backoff_s=0.02)
     recorder.start()
     events = [ev(i) for i in range(30)]

@@ -11,7 +11,7 @@ import bson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 from app.usage.sanitize import (
     MAX_COST_USD_MICROS,
     MAX_LATENCY_MS,

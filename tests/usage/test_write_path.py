@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.usage.buckets import GRANULARITIES, Retention
+from app.records.buckets import GRANULARITIES, Retention
 from app.usage.query import usage_report
 from tests.usage.conftest import in_process_proxy, usage_for, usage_settings
 from tests.usage.faults import Faults

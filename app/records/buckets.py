@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 
 Granularity = Literal["minute", "hour", "day", "week", "month"]
 GRANULARITIES: tuple[Granularity, ...] = ("minute", "hour", "day", "week", "month")

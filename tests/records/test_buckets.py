@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.usage.buckets import (
+from app.records.buckets import (
     GRANULARITIES,
     Retention,
     TooManyBuckets,
@@ -20,7 +20,7 @@ from app.usage.buckets import (
     next_start,
     starts,
 )
-from app.usage.events import UsageEvent
+from app.records.events import UsageEvent
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")
