@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from app.records.csv_cells import csv_cell
 from app.errors import InvalidRequest
 from app.store.access_keys import AccessKeyRepository
 from app.store.audit import AuditDoc, AuditFilter, AuditRepository
@@ -25,7 +25,6 @@ MAX_LIMIT = 500
 CSV_COLUMNS = ("time", "actor", "action", "target_type", "target_id", "target_name", "ip", "details")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); failed
 # logins put attacker-chosen text in ``actor``.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def audit_filter(params: Mapping[str, Any]) -> AuditFilter:
@@ -92,13 +91,6 @@ def public_entry(doc: AuditDoc, names: Mapping[str, str]) -> dict[str, Any]:
             "action": doc.get("action"), "target_type": doc.get("target_type"), "target_id": doc.get("target_id"),
             "target_name": names.get(doc.get("target_id") or ""), "details": doc.get("details") or {},
             "ip": doc.get("ip")}
-
-
-def csv_cell(value: Any) -> str:
-    """One CSV cell: text as is, other values as JSON; a cell a spreadsheet would run as a formula
-    (starting with = + - @, tab or CR) gets a leading `'`."""
-    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def to_csv(entries: Iterable[dict[str, Any]]) -> str:

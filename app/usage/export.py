@@ -2,7 +2,7 @@
 /admin/usage/export.csv``, the dashboard's download link). Read from the per-user day buckets
 (app/store/reports.py), so a range is whole UTC days and reaches as far back as day buckets are
 kept. Cells a spreadsheet would run as a formula are quoted as the audit export does
-(app/admin/audit.py ``csv_cell``). A deleted user's rows show their pseudonym (app/admin/lifecycle.py).
+(app/records/csv_cells.py ``csv_cell``). A deleted user's rows show their pseudonym (app/admin/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.admin.audit import csv_cell
+from app.records.csv_cells import csv_cell
 from app.errors import InvalidRequest
 from app.records.buckets import floor
 
