@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,6 +106,10 @@ class _HashIndex:
                 self.entries[key] = next(iter(found))
         elif found is not _UNINDEXABLE and found == doc_id:
             del self.entries[key]
+
+    def size(self, key: Any) -> int:
+        found = self.entries.get(key, _UNINDEXABLE)
+        return 0 if found is _UNINDEXABLE else len(found) if isinstance(found, _IdSet) else 1
 
     def ids(self, key: Any) -> Iterable[Any]:
         found = self.entries.get(key, _UNINDEXABLE)
@@ -213,6 +217,15 @@ class IndexedCollectionStore(CollectionStore):
             else:
                 deadlines[store_id] = deadline
                 heapq.heappush(self._heap, (deadline, next(self._counter), name, store_id))
+        if len(self._heap) > 2 * sum(map(len, self._deadlines.values())) + 1024:
+            self._compact_heap()
+
+    def _compact_heap(self) -> None:
+        """Drop the heap's stale entries (documents deleted, evicted or given a new deadline before
+        theirs came), so a capped collection's heap does not grow with every document ever written."""
+        self._heap = [(deadline, next(self._counter), name, store_id)
+                      for name, deadlines in self._deadlines.items() for store_id, deadline in deadlines.items()]
+        heapq.heapify(self._heap)
 
     def _unindex_keys(self, store_id: Any, keys: tuple[Any, ...]) -> None:
         for field, key in zip(self._fields, keys, strict=True):
@@ -268,50 +281,54 @@ class IndexedCollectionStore(CollectionStore):
         index narrows it (the caller scans). Candidates are a superset: the caller still applies
         the filter to each."""
         self._remove_expired_documents()
-        ids = self._candidate_ids(filter_)
-        if ids is None or len(ids) * _SCAN_FRACTION > len(self._documents) > 64:
+        plan = self._plan(filter_)
+        if plan is None or plan[0] * _SCAN_FRACTION > len(self._documents) > 64:
             return None
-        order = self._order
         docs = self._documents
-        found = [i for i in ids if i in docs]
+        found = [i for i in plan[1]() if i in docs]
         if len(found) > 1:
-            found.sort(key=order.__getitem__)
+            found.sort(key=self._order.__getitem__)
         self.examined += len(found)
         return [docs[i] for i in found]
 
-    def _candidate_ids(self, filter_: Any) -> set[Any] | None:
+    def _plan(self, filter_: Any) -> tuple[int, Callable[[], set[Any]]] | None:
+        """``(size, ids())`` for the narrowest indexed condition of ``filter_`` (sizes are counted
+        without building sets, so a broad condition like ``scope: "user"`` costs nothing), or None."""
         if not isinstance(filter_, dict):
             return None
-        best: set[Any] | None = None
+        best: tuple[int, Callable[[], set[Any]]] | None = None
         for field, condition in filter_.items():
             if field == "$or" and isinstance(condition, list) and condition:
-                ids = self._union(condition)
+                plan = self._plan_union(condition)
             elif field == "$and" and isinstance(condition, list):
-                ids = None
-                for branch in condition:
-                    branch_ids = self._candidate_ids(branch)
-                    if branch_ids is not None and (ids is None or len(branch_ids) < len(ids)):
-                        ids = branch_ids
+                plans = [p for p in map(self._plan, condition) if p is not None]
+                plan = min(plans, key=lambda p: p[0]) if plans else None
             elif field == "_id" or field in self._fields:
-                ids = self._field_ids(field, condition)
+                plan = self._plan_field(field, condition)
             else:
                 continue
-            if ids is not None and (best is None or len(ids) < len(best)):
-                best = ids
-                if not best:
+            if plan is not None and (best is None or plan[0] < best[0]):
+                best = plan
+                if best[0] == 0:
                     break
         return best
 
-    def _union(self, branches: list[Any]) -> set[Any] | None:
-        out: set[Any] = set()
+    def _plan_union(self, branches: list[Any]) -> tuple[int, Callable[[], set[Any]]] | None:
+        plans = []
         for branch in branches:
-            ids = self._candidate_ids(branch)
-            if ids is None:
+            plan = self._plan(branch)
+            if plan is None:
                 return None
-            out |= ids
-        return out
+            plans.append(plan)
 
-    def _field_ids(self, field: str, condition: Any) -> set[Any] | None:
+        def ids() -> set[Any]:
+            out: set[Any] = set()
+            for _, branch_ids in plans:
+                out |= branch_ids()
+            return out
+        return sum(p[0] for p in plans), ids
+
+    def _plan_field(self, field: str, condition: Any) -> tuple[int, Callable[[], set[Any]]] | None:
         """Ids whose ``field`` may equal ``condition`` (a value, ``{"$eq": v}`` or ``{"$in": [...]}``);
         None for any other operator or a value an index cannot look up."""
         if isinstance(condition, dict):
@@ -326,16 +343,21 @@ class IndexedCollectionStore(CollectionStore):
         else:
             values = [condition]
         if field == "_id":
-            return {_store_id(v) for v in values if _store_id(v) in self._documents} if all(
-                _hashable_id(v) for v in values) else None
+            if not all(_hashable_id(v) for v in values):
+                return None
+            ids = {_store_id(v) for v in values}
+            return len(ids), lambda: ids
         keys = [_key(v) for v in values]
         if any(k is _UNINDEXABLE for k in keys):
             return None
-        ids = set(self._unindexable[field])
-        index = self._fields[field]
-        for key in keys:
-            ids.update(index.ids(key))
-        return ids
+        index, unindexable = self._fields[field], self._unindexable[field]
+
+        def ids() -> set[Any]:
+            out = set(unindexable)
+            for key in keys:
+                out.update(index.ids(key))
+            return out
+        return len(unindexable) + sum(index.size(key) for key in keys), ids
 
 
 def _hashable_id(value: Any) -> bool:
