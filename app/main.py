@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from app.admin.model_map import ModelMapAdmin
+from app.admin.lifecycle_routes import router as lifecycle_router
 from app.admin.routes import router as admin_router
 from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
@@ -26,6 +28,9 @@ from app.bootstrap import ConfigError, embedded_banner, print_banner, resolve_se
 from app.config import Settings, get_settings
 from app.crypto.envelope import make_cipher
 from app.errors import ApiError, InvalidRequest, NotFound, ProxyError, error_body
+from app.governance import build_governance
+from app.governance.http import RequestIdMiddleware
+from app.governance.routes import router as governance_router
 from app.proxy.anthropic import AnthropicUpstream
 from app.proxy.bedrock import BedrockUpstream
 from app.proxy.cooldowns import CooldownTracker
@@ -58,7 +63,7 @@ from app.usage.buckets import Retention
 from app.usage.lease_book import LeaseBook
 from app.usage.ledger import PendingUsage
 from app.usage.metrics import InFlightMiddleware, ProxyMetrics
-from app.usage.pricing import PriceTable
+from app.usage.pricing import Price, PriceTable
 from app.usage.recorder import UsageRecorder
 from app.usage.routes import router as usage_router
 
@@ -74,7 +79,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     ``drain``: the app's shutdown state (see app/proxy/drain.py)."""
     secrets = resolve_secrets(settings)
     try:
-        pricing = PriceTable(settings.pricing_overrides)
+        pricing = PriceTable(settings.pricing_overrides, unknown_price=Price.of(
+            settings.unknown_model_input_usd_per_mtok, settings.unknown_model_output_usd_per_mtok))
     except ValueError as exc:
         raise ConfigError(f"PROXY_PRICING_OVERRIDES: {exc}") from None
     try:
@@ -119,7 +125,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
 
     recorder = UsageRecorder(usage.write_batch, batch_size=settings.usage_batch_size,
                              flush_interval_s=settings.usage_flush_interval_s, queue_max=settings.usage_queue_max,
-                             max_backoff_s=settings.usage_retry_max_backoff_s, price=pricing.cost_usd_micros,
+                             max_backoff_s=settings.usage_retry_max_backoff_s, price=pricing.price_event,
                              observers=(metrics.observe,), ledger=pending, sweep=sweep,
                              sweep_interval_s=settings.usage_sweep_interval_s,
                              dead_letter=usage.dead_letter)  # issue 10: unwritable events go here
@@ -127,6 +133,9 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     quotas = QuotaAdmission(usage, quota_leases(settings, LeaseRepository(store.db)), pending, pricing=pricing,
                             store_timeout_s=settings.quota_store_timeout_s,
                             on_reject=metrics.quota_rejected) if settings.quotas_enabled else None
+    governance = await build_governance(settings, db=store.db, users=users, access_keys=keys, usage=usage,
+                                        audit=audit, resolver=resolver, pricing=pricing,
+                                        secret_key=secrets.secret_key)  # groups, spend limits (issue 14)
     cipher = make_cipher(secrets.secret_key, kms_key_id=settings.kms_key_id,
                          region=settings.kms_region or settings.bedrock_region,
                          kms_endpoint_url=settings.kms_endpoint_url)
@@ -147,7 +156,8 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                            rotate_grace_s=settings.key_rotate_grace_s, cipher=cipher,
                            on_bedrock_key_change=bedrock_keys.forget),
         resolver=resolver, admin_auth=admin_auth, upstream=upstream, recorder=recorder,
-        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=quotas, bedrock=bedrock,
+        forwarder=Forwarder(upstream, recorder, secret_key=secrets.secret_key, admission=governance.admission(quotas),
+                            bedrock=bedrock,
                             cooldowns=CooldownTracker(CooldownRepository(store.db),
                                                       cache_ttl_s=settings.cooldown_cache_ttl_s,
                                                       failure_threshold=settings.circuit_failure_threshold,
@@ -158,13 +168,40 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
         bedrock_runtime=bedrock_runtime, cipher=cipher,
         model_map=ModelMapAdmin(model_map_repo, model_map, audit, settings_map=settings.bedrock_model_map,
                                 profile_prefix=settings.bedrock_inference_profile_prefix,
-                                known_models=tuple(MODELS)))
+                                known_models=tuple(MODELS)), governance=governance)
+    await _add_governance(services, pricing)  # issue 14: price overrides, user lifecycle
     services.sso = await build_sso(settings, services)  # single sign-on (app/sso); None without PROXY_OIDC_ISSUER
+    if services.sso is not None:
+        # SSO groups -> the proxy's group ids; with an explicit group map, missing targets are created.
+        services.sso.group_ids = partial(governance.groups.ids_for, create_missing=bool(settings.oidc_group_map))
     watch_auth(metrics.registry, services)
     if store.embedded:
         log.warning("embedded in-memory store: all data is lost on exit; set PROXY_MONGODB_URL")
         await _seed_demo(services, generated_password=secrets.admin_password if secrets.generated else None)
     return services
+
+
+async def _add_governance(services: Services, pricing: PriceTable) -> None:
+    """Issue 14 sections 1 and 4 (branch pricing): the unique e-mail and session indexes, admin
+    price overrides (loaded now, refreshed every ``price_refresh_s``) and the user lifecycle."""
+    from app.admin.lifecycle import UserLifecycle
+    from app.admin.pricing import PricingAdmin
+    from app.store.prices import PriceRepository
+    from app.store.reports import INDEXES as REPORT_INDEXES
+    from app.store.users import DuplicateEmails, ensure_user_indexes
+
+    db = services.store.db
+    try:
+        await ensure_user_indexes(db)
+    except DuplicateEmails as exc:
+        services.store.close()
+        raise ConfigError(str(exc)) from None
+    await ensure_indexes(db, REPORT_INDEXES)
+    services.pricing_admin = PricingAdmin(PriceRepository(db), pricing, services.audit,
+                                          refresh_s=services.settings.price_refresh_s)
+    await services.pricing_admin.refresh()
+    services.pricing_admin.start()
+    services.lifecycle = UserLifecycle(services.admin, services.secret_key)
 
 
 def quota_leases(settings: Settings, repo: LeaseRepository) -> LeaseBook:
@@ -183,7 +220,9 @@ async def _seed_demo(services: Services, *, generated_password: str | None) -> N
     from app.admin.service import Actor
 
     system = Actor(username="system", ip=None)
-    user = await services.admin.create_user(system, "demo", "demo@example.com")
+    # e-mails are unique: a second app on the same embedded store (tests) reuses the demo user
+    user = (await services.users.find_by_email("demo@example.com")
+            or await services.admin.create_user(system, "demo", "demo@example.com"))
     issued = await services.admin.create_key(system, user["_id"], name="demo")
     services.demo_access_key = issued.key  # type: ignore[attr-defined]
     base_url = services.settings.public_base_url or "http://127.0.0.1:8080"
@@ -196,7 +235,11 @@ async def close_services(services: Services) -> None:
     """Graceful shutdown: flush usage, then close clients."""
     if services.quotas is not None:
         await services.quotas.aclose()  # give quota leases back before the usage flush
+    if services.governance is not None:
+        await services.governance.aclose()  # spend leases back, pending alerts sent
     await services.recorder.aclose()
+    if services.pricing_admin is not None:
+        await services.pricing_admin.aclose()
     await services.upstream.aclose()
     if services.bedrock_runtime is not None:
         await services.bedrock_runtime.aclose()
@@ -220,6 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.recorder.start()
         if services.quotas is not None:
             services.quotas.start()
+        services.governance.start()
         try:
             yield
         finally:
@@ -234,11 +278,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/openapi.json" if docs else None)
     app.include_router(proxy_router)
     app.include_router(admin_router)
+    app.include_router(lifecycle_router)  # issue 14: pricing, user delete/import, sessions, usage CSV
     app.include_router(usage_router)
     app.include_router(ui_router)
     app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
     app.include_router(me_router)  # /me: developer self-service
+    app.include_router(governance_router)  # /admin/groups, /v1/organizations/spend_limits, /v1/models
     app.add_middleware(InFlightMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # request-id on /admin and /v1/organizations responses
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut
     app.state.drain = drain
     _add_ops_routes(app)

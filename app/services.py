@@ -47,3 +47,7 @@ class Services:
     cipher: Any = None  # app.crypto.envelope.Cipher (Bedrock API keys)
     model_map: ModelMapAdmin | None = None
     sso: Any = None  # app.sso.service.SsoService when PROXY_OIDC_ISSUER is set (single sign-on)
+    governance: Any = None  # app.governance.Governance: groups, spend limits, allow-lists, admin API keys
+    # issue 14 sections 1 and 4 (branch pricing): price overrides, user lifecycle
+    pricing_admin: Any = None  # app.admin.pricing.PricingAdmin
+    lifecycle: Any = None  # app.admin.lifecycle.UserLifecycle

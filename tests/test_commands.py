@@ -130,7 +130,7 @@ def test_keys_rotate_and_revoke_need_confirmation(cli: Any) -> None:
     revoked = cli("keys", "revoke", new["id"], input="y\n")
     assert revoked.exit_code == 0 and "revoked" in revoked.stdout
     statuses = {k["id"]: k["status"] for k in as_json(cli("keys", "list", user["id"], "--json"))}
-    assert statuses == {first["id"]: "revoked", new["id"]: "revoked"}
+    assert statuses == {first["id"]: "rotated", new["id"]: "revoked"}  # rotated away, not revoked
 
     again = cli("keys", "rotate", new["id"], "--yes")
     assert again.exit_code == 4 and "only active keys rotate" in again.stderr

@@ -45,3 +45,8 @@ def test_comments_are_read_from_the_class_body_only() -> None:
 @pytest.mark.skipif(not DOC.exists(), reason="docs/settings.md is generated when the README's table moves there")
 def test_docs_settings_md_is_the_generated_table() -> None:
     assert DOC.read_text() == settings_table.table(), "run: python scripts/settings_table.py > docs/settings.md"
+
+
+def test_every_setting_says_what_it_means() -> None:
+    empty = [name for name, (_, meaning) in rows().items() if not meaning]
+    assert empty == [], f"settings without a comment or description in app/config.py: {empty}"

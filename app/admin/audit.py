@@ -94,7 +94,9 @@ def public_entry(doc: AuditDoc, names: Mapping[str, str]) -> dict[str, Any]:
             "ip": doc.get("ip")}
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """One CSV cell: text as is, other values as JSON; a cell a spreadsheet would run as a formula
+    (starting with = + - @, tab or CR) gets a leading `'`."""
     text = "" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
@@ -106,7 +108,7 @@ def to_csv(entries: Iterable[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
-        writer.writerow([_cell(entry.get(column)) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(entry.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -129,9 +130,18 @@ class LimitsPatch(BaseModel):
 
 
 class KeyPatch(LimitsPatch):
-    """Also ``fallback_policy``: anthropic_first | bedrock_only | anthropic_only (null: the default)."""
+    """Also ``fallback_policy``: anthropic_first | bedrock_only | anthropic_only (null: the default),
+    and ``expires_at`` (ISO 8601, in the future; null: never)."""
 
     fallback_policy: str | None = None
+    expires_at: datetime | None = None
+
+
+class UserPatch(LimitsPatch):
+    """Also ``name`` and ``email`` (null or "" removes the e-mail; e-mails are unique)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
 
 
 class BedrockKeyIn(BaseModel):
@@ -155,12 +165,21 @@ async def set_user_status(user_id: str, body: UserStatusIn, request: Request, se
 
 
 @router.patch("/users/{user_id}")
-async def patch_user(user_id: str, body: LimitsPatch, request: Request, services: ServicesDep,
+async def patch_user(user_id: str, body: UserPatch, request: Request, services: ServicesDep,
                      admin: AdminDep) -> dict[str, Any]:
-    """Set the user's quotas and rate limits (all of the user's keys share them)."""
-    if "limits" not in body.model_fields_set:
-        raise InvalidRequest("nothing to update: send {\"limits\": {...}}")
-    return public_user(await services.admin.set_limits(actor(request, admin), "user", user_id, body.limits))
+    """Set the user's ``name``, ``email`` and/or quotas and rate limits (``limits``; all of the
+    user's keys share them)."""
+    fields = body.model_fields_set & {"limits", "name", "email"}
+    if not fields:
+        raise InvalidRequest("nothing to update: send {\"name\": ...}, {\"email\": ...} and/or {\"limits\": {...}}")
+    who = actor(request, admin)
+    doc = None
+    if fields & {"name", "email"}:
+        doc = await services.lifecycle.update_user(who, user_id, name=body.name, email=body.email,
+                                                   email_set="email" in fields)
+    if "limits" in fields:
+        doc = await services.admin.set_limits(who, "user", user_id, body.limits)
+    return public_user(doc)
 
 
 @router.patch("/access-keys/{key_id}")
@@ -168,15 +187,18 @@ async def patch_key(key_id: str, body: KeyPatch, request: Request, services: Ser
                     admin: AdminDep) -> dict[str, Any]:
     """Set one access key's quotas and rate limits (checked in addition to its user's) and/or its
     ``fallback_policy``."""
-    fields = body.model_fields_set & {"limits", "fallback_policy"}
+    fields = body.model_fields_set & {"limits", "fallback_policy", "expires_at"}
     if not fields:
-        raise InvalidRequest("nothing to update: send {\"limits\": {...}} and/or {\"fallback_policy\": ...}")
+        raise InvalidRequest("nothing to update: send {\"limits\": {...}}, {\"fallback_policy\": ...} "
+                             "and/or {\"expires_at\": ...}")
     who = actor(request, admin)
     doc = None
     if "fallback_policy" in fields:
         doc = await services.admin.set_key_policy(who, key_id, body.fallback_policy)
     if "limits" in fields:
         doc = await services.admin.set_limits(who, "access_key", key_id, body.limits)
+    if "expires_at" in fields:
+        doc = await services.lifecycle.set_key_expiry(who, key_id, body.expires_at)
     return public_key(doc)
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
+from app.admin.key_state import key_state
 from app.auth.access import AccessKeyResolver
 from app.auth.keys import display_prefix, generate_access_key, hash_access_key
 from app.crypto.envelope import Cipher, bedrock_key_context
@@ -57,7 +60,10 @@ class AdminService:
         name = name.strip()
         if not name:
             raise InvalidRequest("name: must not be empty")
-        user = await self.users.create(name, (email or "").strip() or None)
+        try:
+            user = await self.users.create(name, (email or "").strip() or None)
+        except DuplicateKeyError:  # the users.email_key unique index (app/store/users.py)
+            raise InvalidRequest(f"email: {email.strip()!r} already belongs to another user") from None
         await self.audit.write(actor=actor.username, ip=actor.ip, action="user.create",
                                target_type="user", target_id=user["_id"], details={"name": name})
         return user
@@ -76,6 +82,10 @@ class AdminService:
         await self.audit.write(actor=actor.username, ip=actor.ip, action="user.status", target_type="user",
                                target_id=user_id, details={"status": status})
         return doc
+
+    def forget_key(self, key_hash: str) -> None:
+        """Drop one key from this replica's key cache (after a change that refuses it)."""
+        self._resolver.forget(key_hash)
 
     async def get_user(self, user_id: str) -> UserDoc:
         user = await self.users.get(user_id)
@@ -220,6 +230,7 @@ def public_key(doc: AccessKeyDoc) -> dict[str, Any]:
     return {"id": doc["_id"], "user_id": doc["user_id"], "prefix": doc.get("prefix"), "name": doc.get("name"),
             "status": doc.get("status"), "created_at": doc.get("created_at"),
             "last_used_at": doc.get("last_used_at"), "expires_at": doc.get("expires_at"),
+            "state": key_state(doc), "rotated_at": doc.get("rotated_at"),
             "fallback_policy": doc.get("fallback_policy"), "limits": doc.get("limits") or {},
             "has_bedrock_key": bool(doc.get("bedrock_key")), "bedrock_key_set_at": doc.get("bedrock_key_set_at")}
 

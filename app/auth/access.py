@@ -27,13 +27,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from collections.abc import Callable
 
 from cachetools import LRUCache, TTLCache
 
-from app.auth.keys import hash_access_key, is_well_formed
+from app.auth.keys import KEY_PREFIX, hash_access_key, is_well_formed
 from app.errors import AuthenticationFailed, ServiceUnavailable
 from app.store.access_keys import AccessKeyRepository
 from app.store.mongo import STORE_ERRORS, describe_store_error
@@ -41,7 +41,29 @@ from app.store.users import UserRepository
 
 log = logging.getLogger(__name__)
 
-INVALID_KEY_MESSAGE = "invalid proxy access key"
+PROXY_KEY_HEADER = "x-proxy-key"  # app.proxy.headers.PROXY_KEY_HEADER (auth does not import proxy)
+INVALID_KEY_MESSAGE = "invalid proxy access key"  # the start of every refusal below
+KeySource = Literal["header", "path"]
+# Where a key was looked for, as the 401 names it (app/proxy/routes.py serves both forms).
+_KEY_WHERE: dict[KeySource, str] = {
+    "header": f"the {PROXY_KEY_HEADER} header",
+    "path": "the /ak/<key>/ path of ANTHROPIC_BASE_URL",
+}
+_KEY_FORMS = (f"send it as the {PROXY_KEY_HEADER} header (ANTHROPIC_CUSTOM_HEADERS=\"{PROXY_KEY_HEADER}: "
+              f"{KEY_PREFIX}...\") or in the base URL (ANTHROPIC_BASE_URL=https://<proxy>/ak/{KEY_PREFIX}...)")
+
+
+def key_refused_message(reason: Literal["missing", "malformed", "unknown"], where: KeySource) -> str:
+    """The 401's message: which form was expected and what was wrong with the key. "unknown"
+    covers unknown, revoked, expired and disabled alike, so the answer never tells whether a key
+    exists. Never quotes the key."""
+    if reason == "missing":
+        return f"{INVALID_KEY_MESSAGE}: none was sent; {_KEY_FORMS}"
+    if reason == "malformed":
+        return (f"{INVALID_KEY_MESSAGE}: the value in {_KEY_WHERE[where]} is not shaped like one "
+                f"({KEY_PREFIX} followed by 20-128 letters, digits, '_' or '-')")
+    return (f"{INVALID_KEY_MESSAGE}: the key in {_KEY_WHERE[where]} is not accepted (unknown, revoked "
+            "or expired, or its user is disabled); ask the proxy's administrator for a key")
 STORE_DOWN_MESSAGE = ("the proxy cannot check access keys right now (its database is unreachable); "
                       "retry shortly")
 STORE_RETRY_INTERVAL_S = 2.0  # after a failed lookup, answer from last good lookups this long
@@ -59,6 +81,8 @@ class Principal:
     key_limits: dict[str, Any] = field(default_factory=dict)
     user_limits: dict[str, Any] = field(default_factory=dict)
     has_bedrock_key: bool = False
+    groups: tuple[str, ...] = ()  # the user's group ids (app/governance)
+    allowed_models: tuple[str, ...] | None = None  # the key's model allow-list (None: no restriction)
 
 
 Entry = tuple[Principal | None, datetime | None]  # (principal or None for "refuse", key expiry)
@@ -91,18 +115,20 @@ class AccessKeyResolver:
         self._last_used_interval_s = last_used_interval_s
         self._background: set[asyncio.Task[None]] = set()
 
-    async def resolve(self, key: str | None) -> Principal:
+    async def resolve(self, key: str | None, *, where: KeySource = "header") -> Principal:
+        """The key's principal. ``where``: the form the key came in, named by the 401's message
+        (:func:`key_refused_message`), which is also ``x-should-retry: false``."""
         if not key or not is_well_formed(key):
             # Still hash, so a malformed key costs what a well-formed one does.
             hash_access_key(self._secret, key or "")
-            raise AuthenticationFailed(INVALID_KEY_MESSAGE)
+            raise AuthenticationFailed(key_refused_message("missing" if not key else "malformed", where))
         key_hash = hash_access_key(self._secret, key)
         cached = self._cache.get(key_hash) if self._cache is not None else None
         if cached is None:
             cached = await self._refresh(key_hash)
         principal, expires_at = cached
         if principal is None or (expires_at is not None and expires_at <= datetime.now(UTC)):
-            raise AuthenticationFailed(INVALID_KEY_MESSAGE)
+            raise AuthenticationFailed(key_refused_message("unknown", where))
         self._maybe_touch(principal.access_key_id)
         return principal
 
@@ -169,7 +195,9 @@ class AccessKeyResolver:
         principal = Principal(
             access_key_id=doc["_id"], user_id=doc["user_id"], key_prefix=doc.get("prefix", ""),
             fallback_policy=doc.get("fallback_policy"), key_limits=doc.get("limits") or {},
-            user_limits=user.get("limits") or {}, has_bedrock_key=bool(doc.get("bedrock_key")))
+            user_limits=user.get("limits") or {}, has_bedrock_key=bool(doc.get("bedrock_key")),
+            groups=tuple(user.get("groups") or ()),
+            allowed_models=tuple(doc["allowed_models"]) if doc.get("allowed_models") is not None else None)
         expires_at = doc.get("expires_at")
         if expires_at is not None and expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)

@@ -214,7 +214,7 @@ class BedrockClients:
             except TimeoutError:
                 raise UpstreamPoolExhausted(
                     f"all {self.max_connections} Bedrock connections of this proxy are in use "
-                    "(PROXY_BEDROCK_MAX_CONNECTIONS); retry shortly", headers={"retry-after": "1"}) from None
+                    "(PROXY_BEDROCK_MAX_CONNECTIONS); retry shortly") from None
             finally:
                 self.waiting -= 1
         else:

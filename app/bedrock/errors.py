@@ -24,6 +24,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from app.bedrock.capability import rejected
 from app.errors import (
     ApiError,
     InvalidRequest,
@@ -100,8 +101,10 @@ def map_bedrock_error(exc: BaseException) -> ProxyError:
 
     The same codes arrive as HTTP errors (``ClientError``) and as exception frames mid-stream
     (``EventStreamError``, whose codes are camelCase member names such as
-    ``throttlingException``). Messages read ``"Bedrock: <Bedrock's message>"``; they never
-    include credentials (botocore messages carry only the operation, code and endpoint URL).
+    ``throttlingException``). Messages read ``"Bedrock: <Bedrock's message>"``, except a
+    ValidationException that refuses a capability (thinking, a signature, a beta, a mid-conversation
+    system message ...): that one is ``CapabilityRejected`` with the ``capability_rejected: <class>``
+    token Claude Code recovers from (app/bedrock/capability.py). They never include credentials (botocore messages carry only the operation, code and endpoint URL).
     """
     if isinstance(exc, ProxyError):
         return exc
@@ -112,6 +115,8 @@ def map_bedrock_error(exc: BaseException) -> ProxyError:
         message = str(error.get("Message") or code or exc)
         if ERROR_CODES.get(code) is PermissionDenied:
             return PermissionDenied(f"Bedrock: {message} ({PROXY_ACCESS_REFUSED})")
+        if ERROR_CODES.get(code) is InvalidRequest:
+            return rejected(message)  # a refused capability -> the token Claude Code recovers from
         return ERROR_CODES.get(code, ApiError)(f"Bedrock: {message}")
     if isinstance(exc, ParamValidationError):
         return InvalidRequest(f"Bedrock: {exc}")

@@ -53,13 +53,18 @@ class BedrockRuntime:
             finally:
                 stream.close()
 
-    async def count_tokens(self, model_id: str, converse_input: dict[str, Any], *,
-                           bearer_token: str | None = None) -> int:
-        """CountTokens for a Converse input (``messages``, ``system``, ``toolConfig``); returns
-        ``inputTokens`` (tokens)."""
+    async def count_tokens(self, model_id: str, converse_input: dict[str, Any] | None = None, *,
+                           invoke_body: bytes | None = None, bearer_token: str | None = None) -> int:
+        """CountTokens; returns ``inputTokens`` (tokens). Exactly one input form: ``converse_input``
+        (``messages``, ``system``: botocore's ConverseTokensRequest, which has no ``toolConfig``) or
+        ``invoke_body`` (the native InvokeModel body as JSON bytes, tools included; app/bedrock/invoke.py)."""
+        if (converse_input is None) == (invoke_body is None):
+            raise ValueError("count_tokens: pass converse_input or invoke_body")
+        count_input = ({"converse": converse_input} if converse_input is not None
+                       else {"invokeModel": {"body": invoke_body}})
         async with self.clients.lease(bearer_token) as client:
             with map_bedrock_errors():
-                response = await client.count_tokens(modelId=model_id, input={"converse": converse_input})
+                response = await client.count_tokens(modelId=model_id, input=count_input)
                 return int(response["inputTokens"])
 
     async def aclose(self) -> None:

@@ -3,9 +3,6 @@ as ``/admin/users`` uses them (one audit entry per change, actor ``cli:<os user>
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -24,7 +21,6 @@ from app.commands.runtime import (
 )
 
 USER_COLUMNS = ("id", "name", "email", "status", "created_at")
-IMPORT_MAX_ROWS = 10_000
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -106,46 +102,6 @@ def enable(ctx: click.Context, user: str, as_json: bool) -> None:
     _set_status(ctx, user, "active", as_json)
 
 
-@dataclass
-class ImportPlan:
-    """What an import does: rows to create, rows skipped (e-mail already there) with the reason."""
-
-    create: list[dict[str, str | None]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-
-def parse_import(text: str) -> list[dict[str, str | None]]:
-    """CSV with a header row naming ``name`` and optionally ``email`` (other columns are ignored)
-    -> rows. Raises CommandFailed (4) naming the line of the first bad row; nothing is written then."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    if "name" not in header:
-        raise CommandFailed("CSV: the header row must name a `name` column (and optionally `email`)",
-                            EXIT_REJECTED, "invalid_request_error")
-    rows: list[dict[str, str | None]] = []
-    seen: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if isinstance(v, str)}
-        name, email = row.get("name", ""), row.get("email", "") or None
-        if not name and not email:
-            continue  # blank line
-        if not name:
-            raise CommandFailed(f"CSV line {number}: name is empty", EXIT_REJECTED, "invalid_request_error")
-        if len(name) > 200 or (email and (len(email) > 320 or "@" not in email)):
-            raise CommandFailed(f"CSV line {number}: name over 200 characters or not an e-mail address: {email!r}",
-                                EXIT_REJECTED, "invalid_request_error")
-        if email and email.lower() in seen:
-            raise CommandFailed(f"CSV line {number}: e-mail {email!r} appears twice", EXIT_REJECTED,
-                                "invalid_request_error")
-        if email:
-            seen.add(email.lower())
-        rows.append({"name": name, "email": email})
-        if len(rows) > IMPORT_MAX_ROWS:
-            raise CommandFailed(f"CSV: more than {IMPORT_MAX_ROWS} rows; split the file", EXIT_REJECTED,
-                                "invalid_request_error")
-    return rows
-
-
 @users.command("import", epilog=EXIT_CODES_HELP)
 @click.argument("csv_file", type=click.File("r", encoding="utf-8"))
 @click.option("--dry-run", is_flag=True, help="Check the file and say what would happen; write nothing.")
@@ -158,23 +114,13 @@ def import_(ctx: click.Context, csv_file: Any, dry_run: bool, as_json: bool) -> 
     text = csv_file.read()
 
     async def work(services: CliServices) -> dict[str, Any]:
-        rows = parse_import(text)
-        plan = ImportPlan()
-        for row in rows:
-            existing = None
-            if row["email"]:
-                existing = next((u for u in await services.users.list(search=row["email"], limit=50)
-                                 if (u.get("email") or "").lower() == row["email"].lower()), None)
-            if existing is not None:
-                plan.skipped.append({**row, "id": existing["_id"], "reason": "e-mail exists"})
-            else:
-                plan.create.append(row)
-        created = []
-        if not dry_run:
-            actor = cli_actor()
-            for row in plan.create:
-                created.append(public(await services.admin.create_user(actor, row["name"] or "", row["email"])))
-        return {"dry_run": dry_run, "created": created if not dry_run else plan.create, "skipped": plan.skipped}
+        from app.admin.lifecycle import UserLifecycle
+        from app.admin.user_import import parse_import
+
+        rows = parse_import(text)  # the one parser (app/admin/user_import.py), shared with the API
+        result = await UserLifecycle(services.admin, services.secret_key).import_users(
+            cli_actor(), rows, dry_run=dry_run)
+        return {"dry_run": dry_run, "created": result.created, "skipped": result.skipped}
 
     def render(result: dict[str, Any]) -> None:
         verb = "would create" if result["dry_run"] else "created"

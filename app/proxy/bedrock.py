@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 import anyio
 from starlette.responses import Response
 
+from app.bedrock.capability import CapabilityRejected, with_betas
 from app.bedrock.credentials import BedrockKeys
+from app.bedrock.invoke import invoke_body_bytes, to_invoke_body
 from app.bedrock.models import BedrockModel, resolve_model
 from app.bedrock.request import dropped_fields, thinking_omitted, to_converse_request
 from app.bedrock.response import new_message_id, to_message
@@ -109,21 +111,32 @@ class BedrockUpstream:
             except InvalidRequest as exc:
                 if rejects_signature(params, exc.message):
                     raise SignatureRejected from exc
-                raise
+                error = with_betas(exc, preq.betas)
+                if isinstance(error, CapabilityRejected):
+                    log.info("bedrock refused a capability: %s (%s)", error.message, error.bedrock_message)
+                if error is exc:
+                    raise
+                raise error from exc
 
         return await with_thinking_retry(preq.params, preq.notes, attempt)
 
     async def _count_tokens(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
                             headers: list[tuple[str, str]]) -> Response:
-        """Bedrock's CountTokens; if that fails, a clearly labelled over-estimate, never a low guess."""
-        request = to_converse_request({**preq.params, "max_tokens": preq.params.get("max_tokens") or 1},
-                                      model, betas=preq.betas)
-        converse_input = {k: request[k] for k in ("messages", "system", "toolConfig") if k in request}
+        """Bedrock's CountTokens: the ``invokeModel`` form (native body, tools counted) when the
+        request offers tools, else the ``converse`` form; if that fails, a clearly labelled
+        over-estimate, never a low guess."""
         try:
-            count, source = await self._runtime.count_tokens(model.model_id, converse_input,
-                                                             bearer_token=bearer), "bedrock"
+            if any(isinstance(t, dict) and t.get("type") in (None, "custom") for t in preq.params.get("tools") or []):
+                body = invoke_body_bytes(to_invoke_body(preq.params, model, betas=preq.betas))
+                count = await self._runtime.count_tokens(model.model_id, invoke_body=body, bearer_token=bearer)
+            else:
+                request = to_converse_request({**preq.params, "max_tokens": preq.params.get("max_tokens") or 1},
+                                              model, betas=preq.betas)
+                converse_input = {k: request[k] for k in ("messages", "system") if k in request}
+                count = await self._runtime.count_tokens(model.model_id, converse_input, bearer_token=bearer)
+            source = "bedrock"
         except ProxyError as exc:
-            log.info("bedrock count_tokens failed (%s); returning an estimate", exc.error_type)
+            log.info("bedrock count_tokens failed (%s: %s); returning an estimate", exc.error_type, exc.message)
             count, source = estimate_input_tokens(preq.params), "estimate"
         outcome.status = 200
         body = json.dumps({"input_tokens": count}).encode()

@@ -4,6 +4,12 @@ End-to-end headers pass both ways (``anthropic-version``, ``anthropic-beta``, ``
 ``user-agent``, the client's ``x-api-key`` / ``authorization``; back: ``request-id``,
 ``anthropic-ratelimit-*``, ``retry-after``...). Hop-by-hop headers (RFC 9110 §7.6.1) do not, nor do
 the proxy's own key header and the framing headers that the proxy's HTTP stack sets itself.
+
+Retry hints: Anthropic's ``retry-after``, ``x-should-retry`` and ``anthropic-ratelimit-unified-*``
+pass unchanged on Anthropic's answers (they describe the developer's own credential, which the
+proxy forwards). Answers the proxy builds (Bedrock's, and its own errors) start from an empty
+header list and carry only the proxy's hints (``app/errors.py``): nothing of Anthropic's leaks
+into them, even after a fallback from an Anthropic 429 (tests/proxy/test_retry_hints.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from app.errors import ProxyError
 from app.proxy.request import ProxyRequest
+from app.usage.attribution import attribution_from_headers
 from app.usage.events import UsageEvent
 
 
@@ -66,7 +67,8 @@ def usage_event(preq: ProxyRequest, outcome: Outcome, *, now: float | None = Non
         input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
         cache_creation_input_tokens=usage.get("cache_creation_input_tokens", 0),
         cache_creation_1h_input_tokens=usage.get("cache_creation_1h_input_tokens", 0),
-        cache_read_input_tokens=usage.get("cache_read_input_tokens", 0))
+        cache_read_input_tokens=usage.get("cache_read_input_tokens", 0),
+        **attribution_from_headers(preq.headers))
 
 
 def log_fields(preq: ProxyRequest, outcome: Outcome, event: UsageEvent) -> dict[str, object]:

@@ -38,6 +38,7 @@ from app.proxy.outcome import Outcome
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import encode_headers
 from app.proxy.usage_tap import UsageTap
+from app.usage.floor import FLOOR_NOTE, billed_output_tokens
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,12 @@ class Relay(StreamingResponse):
             if tap.error_type is not None and outcome.status == 200:
                 outcome.status, outcome.error_type = 500, tap.error_type
             outcome.usage = tap.usage
+            if not tap.final_usage_seen:
+                # Cut before its final usage frame: bill at least what was streamed.
+                output, floored = billed_output_tokens(None, tap.delta_chars)
+                if floored and output > outcome.usage.get("output_tokens", 0):
+                    outcome.usage = {**outcome.usage, "output_tokens": output}
+                    preq.notes.append(FLOOR_NOTE)
             with anyio.CancelScope(shield=True):
                 await self._end()
 

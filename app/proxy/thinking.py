@@ -66,7 +66,8 @@ def is_signature_rejection(message: str) -> bool:
     Wordings seen (Bedrock passes Anthropic's through as a ValidationException):
     ``messages.1.content.0: Invalid `signature` in `thinking` block``, ``thinking signature has
     expired or is invalid``, ``messages.3.content.0.thinking.signature: Field required``,
-    ``... doesn't support the reasoningContent.reasoningText.signature field``.
+    ``... doesn't support the reasoningContent.reasoningText.signature field``, and the gateway
+    token ``capability_rejected: thinking_signature`` (app/bedrock/capability.py).
     Sources: github.com/anthropics/claude-code/issues/10627, github.com/can1357/oh-my-pi/pull/10486
     """
     text = message.lower()

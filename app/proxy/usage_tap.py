@@ -23,6 +23,8 @@ from typing import Any
 
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
+from app.usage.floor import delta_text_chars
+
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _EVENTS_WITH_USAGE = frozenset({"message_start", "message_delta", "error"})
 
@@ -61,7 +63,10 @@ class UsageTap:
     token counts seen so far, ``stop_reason`` the last stop reason, ``error_type`` an in-stream
     ``error`` event's type, ``complete`` whether ``message_stop`` arrived, ``content_started``
     whether a ``content_block_delta`` event has passed (the time-to-first-token mark), and
-    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were)."""
+    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were),
+    ``final_usage_seen`` whether a ``message_delta`` (the final usage frame) arrived, and
+    ``delta_chars`` the characters of text / thinking / tool-input JSON streamed so far (for the
+    output floor of a stream cut before its final frame: app/usage/floor.py)."""
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -74,6 +79,8 @@ class UsageTap:
         self.complete = False
         self.content_started = False
         self.malformed: str | None = None
+        self.final_usage_seen = False
+        self.delta_chars = 0
 
     def feed(self, chunk: bytes) -> None:
         for line in self._lines.decode(self._text.decode(chunk)):
@@ -84,7 +91,8 @@ class UsageTap:
     def _on_event(self, name: str, data: str) -> None:
         if name == "content_block_delta":
             self.content_started = True
-            return  # its JSON is not needed
+            self.delta_chars += delta_text_chars(data)  # only the delta's text length is kept
+            return
         if name == "message_stop":
             self.complete = True
             return
@@ -103,6 +111,7 @@ class UsageTap:
             self.model = model if isinstance(model, str) else None
             self.usage = usage_from_message(message.get("usage"))
         elif name == "message_delta":
+            self.final_usage_seen = True
             delta_usage = _object(payload.get("usage"))
             # message_delta usage is cumulative; it may restate input/cache counts too.
             for field in USAGE_FIELDS:

@@ -4,8 +4,9 @@
   one group). A dotted name (``realm_access.roles``) is followed into nested objects when no claim
   has the literal name (Cognito's ``cognito:groups`` is a literal name). Missing: no groups.
 - ``groups``: proxy groups, through ``group_map`` ({IdP group: proxy group or [proxy groups]});
-  with an empty map they are the IdP groups. The governance issue (allow-lists, spend limits per
-  group) reads ``groups`` from the user document; nothing in the proxy enforces them yet.
+  with an empty map they are the IdP groups. Sign-in turns them into the proxy's group ids
+  (app/governance/groups.py ``ids_for``: by name or id, unknown ones dropped) on the user document,
+  where spend limits and model allow-lists read them.
 - ``admin``: member of any of ``admin_groups`` (IdP group names, compared exactly).
 - ``actor``: ``oidc:<sub> (<email>)``, the name in the audit log.
 Errors: :class:`SignInRefused` when the claims carry no e-mail (it identifies the user).

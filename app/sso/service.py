@@ -6,7 +6,8 @@ Users: an identity (issuer + ``sub``) signs in as one user. At its first sign-in
 to a user an admin already created with the same e-mail when the IdP says the e-mail is verified
 (``email_verified: true``) and exactly one such unlinked user exists; otherwise it creates a user
 (audited ``user.create`` with the person as actor). E-mails are unique among identities. Each
-sign-in stores the IdP groups (``idp_groups``) and the mapped proxy ``groups`` on the user.
+sign-in stores the IdP groups (``idp_groups``) and the mapped proxy ``groups`` on the user (as
+group ids of the proxy's groups, matched by name or id; unknown ones are dropped).
 A user whose ``status`` is not ``active`` is refused, and so is an e-mail outside
 ``oidc_allowed_email_domains`` when that is set. Every sign-in is audited (``sso.login``).
 Errors: :class:`SignInRefused` (message for the page), ServiceUnavailable when the store fails.
@@ -15,6 +16,7 @@ Errors: :class:`SignInRefused` (message for the page), ServiceUnavailable when t
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +53,9 @@ class SsoService:
         self.settings, self.client, self.sessions = settings, client, sessions
         self._identities, self._flows, self._admin = identities, flows, admin
         self.admin_groups = parse_group_list(settings.oidc_admin_groups)
+        # Mapped group names or ids -> the proxy's group ids (app/governance/groups.py ids_for; set by
+        # app/main.py). None keeps the mapped names as they are.
+        self.group_ids: Callable[[Iterable[str]], Awaitable[list[str]]] | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -126,7 +131,8 @@ class SsoService:
                                     "Ask an admin.") from None
         user = await self._identities.set_user_sso(user_id, {
             "sso": {"issuer": identity.issuer, "sub": identity.sub}, "email": identity.email,
-            "idp_groups": list(identity.idp_groups), "groups": list(identity.groups),
+            "idp_groups": list(identity.idp_groups),
+            "groups": await self.group_ids(identity.groups) if self.group_ids else list(identity.groups),
             "last_login_at": datetime.now(UTC)})
         if user is None:
             raise ServiceUnavailable("the user record vanished during sign-in; retry", retry_after_s=1.0)

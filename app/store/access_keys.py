@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 AccessKeyDoc = dict[str, Any]
-"""``{"_id": "ak_<hex>", "user_id", "key_hash", "prefix", "name", "status": "active"|"revoked",
+"""``{"_id": "ak_<hex>", "user_id", "key_hash", "prefix", "name", "status": "active"|"revoked"|"rotated",
 "created_at", "last_used_at", "expires_at" (set on the old key by a rotation with a grace period),
 "fallback_policy", "limits": {...}, "bedrock_key": {encrypted envelope} | absent}``"""
 
@@ -58,9 +58,13 @@ class AccessKeyRepository:
             return_document=ReturnDocument.AFTER)
 
     async def expire_after(self, key_id: str, grace_s: int) -> AccessKeyDoc | None:
-        """Rotation: the old key stops working after ``grace_s`` seconds (0 = revoked at once)."""
+        """Rotation: the old key stops working after ``grace_s`` seconds (0: at once, status
+        ``rotated``; with a grace period it stays ``active`` until ``expires_at``, marked ``rotated_at``)."""
         if grace_s <= 0:
-            return await self.revoke(key_id)
+            now = datetime.now(UTC)
+            return await self._keys.find_one_and_update(
+                {"_id": key_id}, {"$set": {"status": "rotated", "rotated_at": now, "expires_at": now}},
+                return_document=ReturnDocument.AFTER)
         return await self._keys.find_one_and_update(
             {"_id": key_id}, {"$set": {"expires_at": datetime.now(UTC) + timedelta(seconds=grace_s),
                                        "rotated_at": datetime.now(UTC)}},
@@ -73,6 +77,14 @@ class AccessKeyRepository:
     async def unset(self, key_id: str, *fields: str) -> AccessKeyDoc | None:
         return await self._keys.find_one_and_update(
             {"_id": key_id}, {"$unset": {field: "" for field in fields}}, return_document=ReturnDocument.AFTER)
+
+    async def revoke_all_for_user(self, user_id: str) -> list[AccessKeyDoc]:
+        """Revoke every active key of ``user_id``; returns them as they were (for cache eviction)."""
+        docs = await self._keys.find({"user_id": user_id, "status": "active"}).to_list(length=None)
+        if docs:
+            await self._keys.update_many({"user_id": user_id, "status": "active"},
+                                         {"$set": {"status": "revoked", "revoked_at": datetime.now(UTC)}})
+        return docs
 
     async def touch_last_used(self, key_id: str, when: datetime) -> None:
         await self._keys.update_one({"_id": key_id}, {"$set": {"last_used_at": when}})

@@ -24,7 +24,8 @@ PAGE_SIZE = 50
 CSV_MAX_ROWS = 10_000
 KNOWN_ACTIONS = ("admin.login", FAILED_LOGIN, "admin.logout", "user.create", "user.status", "user.limits",
                  "key.create", "key.rotate", "key.revoke", "key.policy", "key.limits", "key.bedrock_key.set",
-                 "key.bedrock_key.delete", "model_map.set", "model_map.delete")
+                 "key.bedrock_key.delete", "model_map.set", "model_map.delete", "user.update", "user.delete",
+                 "user.import", "key.expiry", "pricing.set", "pricing.delete")
 FILTER_FIELDS = ("actor", "action", "target", "from", "to")
 
 

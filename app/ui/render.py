@@ -20,6 +20,7 @@ from fastapi import Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from app.admin.key_state import key_state
 from app.ui.session import current_session, session_codec
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -75,7 +76,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html", "svg"],
                       default_for_string=True, default=True), trim_blocks=True, lstrip_blocks=True)
     env.filters.update(int=fmt_int, usd=fmt_usd, time=fmt_time, compact_json=compact_json)
-    env.globals.update(pct=fmt_pct, htmx_src=HTMX_SRC, htmx_integrity=HTMX_INTEGRITY,
+    env.globals.update(key_state=key_state, pct=fmt_pct, htmx_src=HTMX_SRC, htmx_integrity=HTMX_INTEGRITY,
                        htmx_config=json.dumps(HTMX_CONFIG))
     return env
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.ui import audit, keys, login, me, overview, users
+from app.ui import audit, governance, keys, lifecycle, login, me, overview, pricing, users
 
 router = APIRouter(include_in_schema=False)
-for area in (login, overview, users, keys, audit, me):
+for area in (login, overview, users, keys, audit, me, pricing, lifecycle, governance):
     router.include_router(area.router, prefix="/ui")

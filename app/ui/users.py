@@ -30,7 +30,9 @@ NOTICES = {
     "user-created": "User created.", "key-revoked": "Access key revoked.", "policy-set": "Fallback policy saved.",
     "limits-set": "Limits saved.", "bedrock-set": "Bedrock API key registered.",
     "bedrock-removed": "Bedrock API key removed.", "user-disabled": "User disabled: their keys are refused.",
-    "user-active": "User enabled.",
+    "user-active": "User enabled.", "profile-set": "Name and e-mail saved.",
+    "user-deleted": "User deleted: personal data removed, keys revoked; their usage stays under the pseudonym.",
+    "expiry-set": "Key expiry saved.", "expiry-cleared": "Key expiry removed.",
 }
 
 

@@ -5,7 +5,8 @@ counter per window (app/store/leases.py) through this replica's leases (app/usag
 1 request, the request's estimated tokens, or its estimated cost (app/usage/estimate.py). The
 request is admitted only if every claim fits: used + reserved + this estimate <= limit. Otherwise
 ``RateLimited`` (429 ``rate_limit_error``) naming the limit, with ``retry-after`` = seconds until
-the window resets, and the claims already made are given back. The ``Reservation`` goes on the
+the window resets (and ``x-should-retry: false`` for day and month windows, which no retry of the
+client's can outlast), and the claims already made are given back. The ``Reservation`` goes on the
 request (``preq.reservation``); the Forwarder's ``finish`` settles it once with the real usage.
 
 Bound (docs/usage.md "Quotas and rate limits"): a window's final usage <= limit + the usage of
@@ -56,6 +57,13 @@ class Claim:
     @property
     def counter_id(self) -> str:
         return f"{self.spec.metric}:{self.scope}:{self.scope_id}:{self.spec.window}:{self.start:%Y%m%dT%H%M}"
+
+
+WINDOW_RETRIES = 3  # claims made again when a window ends while a request waits for its counter
+
+
+class _WindowEnded(Exception):
+    """A claim's window ended before its counter could be reserved (internal to ``check``)."""
 
 
 class QuotaAdmission:
@@ -116,24 +124,33 @@ class QuotaAdmission:
         """Reserve the request's claims on ``preq.reservation``, or raise RateLimited (429)."""
         if preq.endpoint != "messages":
             return
-        now = self.clock()
-        claims = self.claims(preq, now)
-        if not claims:
+        for attempt in range(1, WINDOW_RETRIES + 1):
+            now = self.clock()
+            claims = self.claims(preq, now)
+            if not claims:
+                return
+            reservation = Reservation(self._cost)
+            try:
+                for claim in claims:
+                    if claim.amount > claim.limit:
+                        self._reject(claim, now, None)
+                    result = await self.book.reserve(claim.counter_id, claim.amount, limit=claim.limit,
+                                                     window_end=claim.end, initial=self._initial(claim))
+                    if isinstance(result, Refusal):
+                        if self.clock() >= claim.end and attempt < WINDOW_RETRIES:
+                            # The window ended while this request waited for its counter: it
+                            # belongs to the next window, so claim again there.
+                            raise _WindowEnded
+                        self._reject(claim, now, result.used)
+                    reservation.add(result, claim.amount, claim.spec.metric)
+            except _WindowEnded:
+                reservation.release(requests_too=True)
+                continue
+            except BaseException:
+                reservation.release(requests_too=True)
+                raise
+            preq.reservation = reservation
             return
-        reservation = Reservation(self._cost)
-        try:
-            for claim in claims:
-                if claim.amount > claim.limit:
-                    self._reject(claim, now, None)
-                result = await self.book.reserve(claim.counter_id, claim.amount, limit=claim.limit,
-                                                 window_end=claim.end, initial=self._initial(claim))
-                if isinstance(result, Refusal):
-                    self._reject(claim, now, result.used)
-                reservation.add(result, claim.amount, claim.spec.metric)
-        except BaseException:
-            reservation.release(requests_too=True)
-            raise
-        preq.reservation = reservation
 
     @staticmethod
     def _cost(event: UsageEvent) -> int:
@@ -169,7 +186,7 @@ class QuotaAdmission:
         raise RateLimited(
             f"{SCOPE_LABEL[claim.scope]} {claim.scope_id}: {spec.name} limit reached ({reason}); "
             f"resets at {claim.end.isoformat().replace('+00:00', 'Z')}, retry after {math.ceil(retry_after_s)} s",
-            retry_after_s=retry_after_s)
+            retry_after_s=retry_after_s, should_retry=spec.window == "minute")
 
     # --- reporting (GET /v1/usage/me) --------------------------------------------------------
 

@@ -25,12 +25,13 @@ Scope = Literal["global", "user", "key"]
 
 TOKEN_COUNTERS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 COUNTERS = ("requests", "errors", "fallbacks", *TOKEN_COUNTERS, "cache_creation_1h_input_tokens",
-            "cost_usd_micros", "cost_unknown_requests", "bedrock_by_policy")
+            "cost_usd_micros", "cost_unknown_requests", "bedrock_by_policy", "cost_estimated_requests")
 """Every bucket's ``$inc`` counters: request counts, tokens (the four Anthropic counters plus the
 1-hour part of cache creation), ``cost_usd_micros`` (integer micro-USD, priced requests only),
 ``cost_unknown_requests`` (requests whose model had no price) and ``bedrock_by_policy`` (the part of
 ``fallbacks`` sent to Bedrock by choice, not because Anthropic failed: ``bedrock_only`` keys and
-``PROXY_FORCE_FALLBACK``; buckets written before it existed count 0)."""
+``PROXY_FORCE_FALLBACK``; buckets written before it existed count 0) and ``cost_estimated_requests``
+(requests of a model with no price, billed at the default tier; app/usage/pricing.py)."""
 POLICY_REASONS = frozenset({"bedrock_only", "forced"})  # fallback_reason values that are routing, not failure
 
 MODEL_MAX_CHARS = 128  # the model name is client-supplied; bound what one request can store
@@ -177,6 +178,7 @@ def event_counters(event: UsageEvent) -> dict[str, int]:
         "cost_usd_micros": event.cost_usd_micros or 0,
         "cost_unknown_requests": int(event.cost_usd_micros is None),
         "bedrock_by_policy": int(event.fallback_reason in POLICY_REASONS),
+        "cost_estimated_requests": int(bool(event.cost_estimated)),
     }
 
 

@@ -13,7 +13,9 @@ it). A missing or invalid ``max_tokens`` (the API will answer 400) reserves DEFA
 Cost: input at the highest of the model's input and cache-write rates (the prompt may be written to
 the 1-hour cache at 2x input), output at the output rate, the long-context tier when the prompt
 estimate passes 200K tokens, times Bedrock's regional premium (1.1; a fallback may be served there).
-A model with no price is reserved at RESERVATION_PRICE, the highest list price in the table.
+A model with no price is reserved at the table's ``unknown_price`` (default $5 / $25, the tier it
+will be billed at: app/usage/pricing.py), so a reservation and its settlement agree; without a
+table (``pricing=None``) at RESERVATION_PRICE, the highest list price.
 
 Where the estimate can be low (the bound in docs/usage.md): server tools (web search/fetch results
 are billed as input), text that tokenizes at more than one token per 3 bytes (long hex or random
@@ -59,8 +61,9 @@ def estimate_request(body: bytes, params: dict[str, Any], pricing: PriceTable | 
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
         max_tokens = DEFAULT_MAX_TOKENS
     model = params.get("model")
-    price = pricing.price_for("anthropic", model if isinstance(model, str) else None) if pricing else None
-    return Estimate(input_tokens, max_tokens, reservation_cost(price or RESERVATION_PRICE, input_tokens, max_tokens))
+    name = model if isinstance(model, str) else None
+    price = pricing.price_or_default("anthropic", name) if pricing else RESERVATION_PRICE
+    return Estimate(input_tokens, max_tokens, reservation_cost(price, input_tokens, max_tokens))
 
 
 def reservation_cost(price: Price, input_tokens: int, output_tokens: int) -> int:
@@ -73,8 +76,9 @@ def reservation_cost(price: Price, input_tokens: int, output_tokens: int) -> int
 
 
 def unpriced_cost_usd_micros(event: UsageEvent) -> int:
-    """The cost the quotas charge for an event the price table could not price (``cost_usd_micros``
-    None): its tokens at RESERVATION_PRICE, so an unknown model never spends for free."""
+    """The cost the quotas charge for an event with no price (``cost_usd_micros`` None: recorded
+    before unknown models were billed at the default tier, or pricing failed): its tokens at
+    RESERVATION_PRICE, so it never spends for free."""
     p = RESERVATION_PRICE
     micros = ((event.input_tokens * p.input) + (event.output_tokens * p.output)
               + (event.cache_creation_input_tokens * p.cache_write_1h) + (event.cache_read_input_tokens * p.cache_read))

@@ -24,7 +24,8 @@ def new_event_id() -> str:
 class UsageEvent:
     """One request's usage. ``cache_creation_1h_input_tokens`` is the 1-hour-TTL part of
     ``cache_creation_input_tokens`` (priced higher); ``cost_usd_micros`` is filled in by the
-    recorder from the pricing table, ``None`` when the model has no known price."""
+    recorder from the pricing table (an unknown model at the default tier, ``cost_estimated``);
+    ``None`` only for events recorded before that rule or when pricing itself failed."""
 
     user_id: str | None
     access_key_id: str | None
@@ -45,6 +46,14 @@ class UsageEvent:
     request_id: str | None = None
     notes: list[str] = field(default_factory=list)  # e.g. ["thinking_stripped"]
     cost_usd_micros: int | None = None
+    cost_estimated: bool = False  # priced at the unknown-model default tier (app/usage/pricing.py)
+    # Claude Code attribution (app/usage/attribution.py): which session and (sub)agent sent it.
+    # Client-chosen labels, never identities: the user is always ``user_id`` (from the key).
+    session_id: str | None = None  # x-claude-code-session-id
+    agent_id: str | None = None  # x-claude-code-agent-id
+    parent_agent_id: str | None = None  # x-claude-code-parent-agent-id (set: a subagent's request)
+    request_class: str | None = None  # x-claude-code-request-class (a hint)
+    compaction: str | None = None  # x-claude-code-compaction (a hint)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     event_id: str = field(default_factory=new_event_id)
 

@@ -195,3 +195,42 @@ async def top_users(db: Any, *, start: datetime | None = None, end: datetime | N
         "users": [{"user_id": user_id, **names.get(user_id, {"name": None, "email": None}), **counters}
                   for user_id, counters in top],
     }
+
+
+async def top_sessions(db: Any, user_id: str, *, start: datetime | None = None, end: datetime | None = None,
+                       limit: int = 10, now: datetime | None = None) -> dict[str, Any]:
+    """A user's Claude Code sessions (``x-claude-code-session-id``) with the highest cost in
+    ``[start, end)`` (default: the last 24 hours), from raw events (kept ``usage_event_ttl_days``).
+
+    Returns ``{"from", "to", "user_id", "sessions": [{"session_id", "requests", "cost_usd",
+    "cost_usd_micros", "main_cost_usd_micros", "subagent_cost_usd_micros", "subagent_share" (0..1 of
+    cost; of requests when the cost is 0), "subagent_requests", "agents" (distinct agent ids),
+    "estimated_requests", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+    "cache_read_input_tokens", "first", "last"}]}``. Agent ids group requests inside a session;
+    they never stand for a user. Raises InvalidRequest for a bad limit or range.
+    """
+    from app.store.reports import session_totals
+
+    if not 1 <= limit <= MAX_TOP:
+        raise InvalidRequest(f"limit: must be between 1 and {MAX_TOP}")
+    start, end = _range(start, end, now or datetime.now(UTC))
+    sessions = []
+    for row in await session_totals(db, user_id, start, end, limit):
+        cost, sub = int(row.get("cost_usd_micros") or 0), int(row.get("subagent_cost_usd_micros") or 0)
+        requests, sub_requests = int(row.get("requests") or 0), int(row.get("subagent_requests") or 0)
+        share = sub / cost if cost else (sub_requests / requests if requests else 0.0)
+        sessions.append({
+            "session_id": row["_id"], "requests": requests, "cost_usd_micros": cost,
+            "cost_usd": round(cost / 1_000_000, 6), "main_cost_usd_micros": cost - sub,
+            "subagent_cost_usd_micros": sub, "subagent_share": round(share, 4), "subagent_requests": sub_requests,
+            "agents": len([a for a in row.get("agents") or [] if a]),
+            "estimated_requests": int(row.get("estimated_requests") or 0),
+            **{name: int(row.get(name) or 0) for name in TOKEN_COUNTERS},
+            "first": _iso(row.get("first")), "last": _iso(row.get("last"))})
+    return {"from": start.isoformat(), "to": end.isoformat(), "user_id": user_id, "sessions": sessions}
+
+
+def _iso(value: Any) -> str | None:
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()

@@ -20,7 +20,9 @@ Rules (caps are in characters of the cleaned string; the worst case is 4 UTF-8 b
 - ``cost_usd_micros``: None or an integer in ``[0, MAX_COST_USD_MICROS]`` (10**13 micro-USD =
   $10 million: above any request priced from capped counts); NaN becomes None.
 - ``time``: a timezone-aware datetime (naive is taken as UTC; anything else becomes now).
-- ``streamed``: a bool.
+- ``streamed``, ``cost_estimated``: bools.
+- attribution (``session_id``, ``agent_id``, ``parent_agent_id``: 128; ``request_class``: 64;
+  ``compaction``: 16): cut like the other strings (app/usage/attribution.py also drops odd characters).
 
 Sums stay inside BSON's 64-bit integers: a bucket would need 9 * 10**9 maximal events to overflow.
 """
@@ -43,6 +45,8 @@ NOTE_MAX_CHARS = 64
 STRING_CAPS: dict[str, int] = {
     "user_id": 256, "access_key_id": 256, "provider": 32, "model": 256, "provider_model": 256,
     "endpoint": 32, "fallback_reason": 128, "request_id": 256, "event_id": 64,
+    # Claude Code attribution (app/usage/attribution.py bounds them first; this is the backstop)
+    "session_id": 128, "agent_id": 128, "parent_agent_id": 128, "request_class": 64, "compaction": 16,
 }
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                 "cache_creation_1h_input_tokens", "cache_read_input_tokens")
@@ -142,6 +146,8 @@ def cleaned_fields(event: UsageEvent) -> dict[str, Any]:
         changes["status"] = status
     if type(event.streamed) is not bool:
         changes["streamed"] = bool(event.streamed)
+    if type(event.cost_estimated) is not bool:
+        changes["cost_estimated"] = bool(event.cost_estimated)
     latency = clean_ms(event.latency_ms)
     latency = 0.0 if latency is None else latency
     if type(event.latency_ms) is not float or latency != event.latency_ms:

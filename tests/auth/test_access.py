@@ -3,12 +3,13 @@ at the repository layer; a fake monotonic clock moves time)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
-from app.auth.access import AccessKeyResolver
+from app.auth.access import AccessKeyResolver, key_refused_message
 from app.auth.keys import generate_access_key, hash_access_key
 from app.errors import AuthenticationFailed, ServiceUnavailable
 from app.store.access_keys import AccessKeyRepository
@@ -170,3 +171,34 @@ async def test_last_good_lookups_are_bounded() -> None:
     with pytest.raises(ServiceUnavailable):
         await world.resolver.resolve(keys[0])  # evicted: the table kept only the 3 most recent
     await world.resolver.resolve(keys[4])
+
+
+async def test_unknown_revoked_expired_and_disabled_keys_get_one_message_naming_the_form() -> None:
+    world = World(cache_ttl_s=0)
+    revoked, revoked_id = await world.new_key()
+    await world.keys.revoke(revoked_id)
+    expired, expired_id = await world.new_key()
+    await world.keys.update(expired_id, {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)})
+    disabled_user = (await world.users.create("Bo"))["_id"]
+    disabled = generate_access_key()
+    await world.keys.create(user_id=disabled_user, key_hash=hash_access_key(SECRET, disabled), prefix=disabled[:13])
+    await world.users.update(disabled_user, {"status": "disabled"})
+    for where in ("header", "path"):
+        messages = set()
+        for key in (generate_access_key(), revoked, expired, disabled):
+            with pytest.raises(AuthenticationFailed) as info:
+                await world.resolver.resolve(key, where=where)  # type: ignore[arg-type]
+            assert info.value.headers["x-should-retry"] == "false"
+            assert key not in info.value.message
+            messages.add(info.value.message)
+        assert messages == {key_refused_message("unknown", where)}  # type: ignore[arg-type]
+    assert "x-proxy-key header" in key_refused_message("unknown", "header")
+    assert "/ak/<key>/" in key_refused_message("unknown", "path")
+
+
+@pytest.mark.parametrize(("key", "reason"), [(None, "missing"), ("", "missing"), ("sk-ccp-x", "malformed"),
+                                             ("Bearer sk-ant-api03-abc", "malformed")])
+async def test_missing_and_malformed_keys_are_told_apart(key: str | None, reason: str) -> None:
+    with pytest.raises(AuthenticationFailed) as info:
+        await World().resolver.resolve(key)
+    assert info.value.message == key_refused_message(reason, "header")  # type: ignore[arg-type]

@@ -21,6 +21,9 @@ PASSWORD = "correct horse battery staple"
 
 def make_auth(db: Any, outage: Outage | None = None, **options: Any) -> AdminAuth:
     outage = outage or Outage()
+    # A fixed instant mid-window by default: a one-minute login window must not roll over while
+    # concurrent attempts run on a loaded machine.
+    options.setdefault("clock", lambda: 1_800_000_030.0)
     return AdminAuth(Faulty(AdminRepository(db), outage), Faulty(AdminSessionRepository(db), outage),
                      Faulty(LoginAttemptRepository(db), outage), "admin", b"k" * 32, token_ttl_s=3600, **options)
 

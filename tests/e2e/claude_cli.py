@@ -5,6 +5,10 @@ temporary HOME and CLAUDE_CONFIG_DIR, no proxy variables, no telemetry, no auto-
 closed, a bounded time. In ``-p`` mode Claude Code shows no onboarding, workspace-trust or
 "use this API key?" prompt, so nothing needs to be written into the config dir first
 (checked with 2.1.330; see docs/testing-clients.md).
+
+``CLAUDE_CODE_BIN`` (environment) points the harness at another ``claude`` binary instead of the
+pinned one, e.g. one installed by ``scripts/claude_code_conformance.sh VERSION``; then nothing is
+installed here.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 E2E_DIR = Path(__file__).resolve().parent
 CLAUDE_BIN = E2E_DIR / "node_modules" / ".bin" / "claude"
+CLAUDE_BIN_ENV = "CLAUDE_CODE_BIN"
 # The npm package ships a shell-script placeholder (~500 bytes) at bin/claude.exe; its postinstall
 # (install.cjs) replaces it with the native binary from the platform package.
 _PLACEHOLDER_MAX_BYTES = 64 * 1024
@@ -39,7 +44,10 @@ def ensure_claude_installed() -> Path:
 
     Safe to call from several processes at once (a file lock serialises installs). Raises
     ``subprocess.CalledProcessError`` if npm fails, ``RuntimeError`` if the binary still won't run.
+    With ``CLAUDE_CODE_BIN`` set, that binary is checked and returned instead.
     """
+    if override := os.environ.get(CLAUDE_BIN_ENV):
+        return _checked(Path(override))
     lock_path = Path(tempfile.gettempdir()) / "claude-code-proxy-e2e-npm.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -50,11 +58,16 @@ def ensure_claude_installed() -> Path:
             # postinstall did not run (e.g. --ignore-scripts in the user's npmrc): run it now.
             subprocess.run(["node", "node_modules/@anthropic-ai/claude-code/install.cjs"], cwd=E2E_DIR,
                            check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-    version = subprocess.run([str(CLAUDE_BIN), "--version"], capture_output=True, text=True,
+    return _checked(CLAUDE_BIN)
+
+
+def _checked(binary: Path) -> Path:
+    """``binary`` if ``binary --version`` runs; raises RuntimeError otherwise."""
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
                              stdin=subprocess.DEVNULL, timeout=60)
     if version.returncode != 0:
-        raise RuntimeError(f"claude --version failed: {version.stderr.strip()}")
-    return CLAUDE_BIN
+        raise RuntimeError(f"{binary} --version failed: {version.stderr.strip()}")
+    return binary
 
 
 @dataclass(frozen=True)

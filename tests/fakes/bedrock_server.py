@@ -4,7 +4,8 @@ that drive the real aiobotocore client (and the proxy) over loopback.
 Routes as botocore calls them (bedrock-runtime service-2.json; ``modelId`` is URL-encoded, e.g.
 ``us.anthropic.claude-sonnet-4-20250514-v1%3A0``, and may be an ARN containing ``/``):
 ``POST /model/{modelId}/converse`` (JSON), ``/converse-stream`` (``application/vnd.amazon.eventstream``,
-chunked) and ``/count-tokens``. Errors look like the service's: ``x-amzn-ErrorType:
+chunked) and ``/count-tokens`` (both input forms: ``converse``, and ``invokeModel`` whose base64
+``body`` is a native Anthropic body, checked by ``native_body_error``). Errors look like the service's: ``x-amzn-ErrorType:
 <Code>:http://internal.amazon.com/coral/com.amazon.bedrock/`` and ``{"message": ...}``.
 
     with running_fake_bedrock() as fake:
@@ -22,6 +23,7 @@ Shapes: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Conv
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import threading
@@ -297,6 +299,46 @@ def validation_error(messages: Any) -> str | None:
     return None
 
 
+NATIVE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+
+def count_tokens_invoke_body(recorded: RecordedRequest) -> Any:
+    """The native body of a CountTokens call in the ``invokeModel`` form (botocore sends the blob
+    base64-encoded in the JSON), parsed; None if it is missing or not JSON."""
+    try:
+        blob = recorded.json()["input"]["invokeModel"]["body"]
+        return json.loads(base64.b64decode(blob))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def native_body_error(body: Any) -> str | None:
+    """Bedrock's ValidationException message for a native (InvokeModel) Anthropic body it would
+    refuse, else None: the checks the proxy must satisfy (a small part of Bedrock's)."""
+    if not isinstance(body, dict):
+        return "Malformed input request: expected a JSON object"
+    if body.get("anthropic_version") != NATIVE_ANTHROPIC_VERSION:
+        return "Malformed input request: #: required key [anthropic_version] not found"
+    for extra in ("model", "stream", "tags", "service_tier", "container", "mcp_servers", "context_management"):
+        if extra in body:
+            return f"Malformed input request: #: extraneous key [{extra}] is not permitted"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "Malformed input request: #: required key [max_tokens] not found"
+    budget = (body.get("thinking") or {}).get("budget_tokens") or 0
+    if budget and body["max_tokens"] <= budget:
+        return "max_tokens must be greater than thinking.budget_tokens"
+    if "tools" in body and not body["tools"]:
+        return "tools: List should have at least 1 item after validation, not 0"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
+            or messages[0].get("role") != "user":
+        return MUST_START_WITH_USER
+    if any(not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not m.get("content")
+           for m in messages):
+        return "messages: each message needs role user or assistant and non-empty content"
+    return None
+
+
 # --- the ASGI app -----------------------------------------------------------------------------
 
 class _ReplyResponse(Response):
@@ -403,8 +445,14 @@ class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
             return http_error(400, "SerializationException", "Could not parse the request body.")
         if not self.validate or not isinstance(body, dict):
             return None
-        messages = body.get("messages") if recorded.operation != "CountTokens" else (
-            (body.get("input") or {}).get("converse") or {}).get("messages")
+        if recorded.operation == "CountTokens" and "invokeModel" in (body.get("input") or {}):
+            native = count_tokens_invoke_body(recorded)
+            if (message := native_body_error(native)) is not None:
+                return http_error(400, "ValidationException", message)
+            return None  # the native API merges consecutive turns of one role: no alternation rule
+        else:
+            messages = body.get("messages") if recorded.operation != "CountTokens" else (
+                (body.get("input") or {}).get("converse") or {}).get("messages")
         if (message := validation_error(messages)) is not None:
             return http_error(400, "ValidationException", message)
         return None

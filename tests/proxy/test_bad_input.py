@@ -29,17 +29,34 @@ def assert_envelope(response: httpx.Response, status: int, error_type: str) -> s
     return body["error"]["message"]
 
 
-@pytest.mark.parametrize("key", [None, "", "garbage", "sk-ccp-" + "A" * 43, "sk-ccp-short"])
-def test_unknown_or_malformed_key_is_401_with_identical_answer(proxy: RunningProxy, fake_anthropic: FakeAnthropic,
-                                                             key: str | None) -> None:
+@pytest.mark.parametrize(("key", "says"), [
+    (None, "none was sent"), ("", "none was sent"),
+    ("garbage", "not shaped like one"), ("sk-ccp-short", "not shaped like one"),
+    ("sk-ccp-" + "A" * 43, "not accepted (unknown, revoked or expired"),
+])
+def test_bad_key_is_401_saying_what_was_wrong_and_not_to_retry(
+        proxy: RunningProxy, fake_anthropic: FakeAnthropic, key: str | None, says: str) -> None:
     response = post(proxy.url, key=key)
-    assert assert_envelope(response, 401, "authentication_error") == "invalid proxy access key"
+    message = assert_envelope(response, 401, "authentication_error")
+    assert message.startswith("invalid proxy access key: ") and says in message
+    assert "x-proxy-key" in message
+    assert key is None or not key or key not in message  # the key is never echoed
+    assert response.headers["x-should-retry"] == "false"
     assert fake_anthropic.messages_requests() == []
 
 
-def test_unknown_key_in_path_is_401(proxy: RunningProxy) -> None:
+def test_unknown_and_revoked_keys_get_the_same_answer(proxy: RunningProxy) -> None:
+    revoked = proxy.new_key()
+    assert proxy.admin.delete(f"/admin/access-keys/{revoked['id']}").status_code == 200
+    answers = {post(proxy.url, key=key).text for key in ("sk-ccp-" + "C" * 43, revoked["key"])}
+    assert len(answers) == 1, answers
+
+
+def test_unknown_key_in_path_is_401_naming_the_path_form(proxy: RunningProxy) -> None:
     response = post(proxy.url, key=None, path="/ak/sk-ccp-" + "B" * 43 + "/v1/messages")
-    assert_envelope(response, 401, "authentication_error")
+    message = assert_envelope(response, 401, "authentication_error")
+    assert "/ak/<key>/" in message and "B" * 43 not in message
+    assert response.headers["x-should-retry"] == "false"
 
 
 def test_missing_client_credential_says_what_to_set(proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:

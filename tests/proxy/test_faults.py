@@ -341,5 +341,41 @@ def test_a_stream_open_at_the_end_of_the_grace_period_gets_an_overloaded_error(
     assert events[-1] == ("error", {"type": "error", "error": {
         "type": "overloaded_error", "message": "the proxy is shutting down; retry the request"}})
     (event,) = stored_events(app, 1)  # written by the lifespan's final flush
-    assert (event["provider"], event["status"], event["notes"]) == (provider, 529, ["shutdown"])
+    assert (event["provider"], event["status"], event["notes"][0]) == (provider, 529, "shutdown")
+    # Text streamed before the cut and no final usage frame: the output floor applies too.
+    assert set(event["notes"]) <= {"shutdown", "output_tokens_floor"}
     assert metric(app, "claude_proxy_streams_cut_by_shutdown_total") == 1
+
+
+def test_a_stream_cut_before_its_final_usage_frame_is_billed_at_the_streamed_floor(
+        proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+    text = "x" * 401  # 401 characters streamed: at least ceil(401 / 4) = 101 output tokens
+    deltas = [sse_frame({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": part}})
+              for part in (text[:200], text[200:])]
+    fake_anthropic.enqueue(sse_reply(MESSAGE_START, *deltas))  # no message_delta, no message_stop
+    events = sse_events(stream_raw(proxy, HELLO).content)
+    assert [name for name, _ in events][-1] == "error"
+    (event,) = stored_events(proxy.app, 1)
+    assert (event["output_tokens"], event["input_tokens"]) == (101, 7)
+    assert "output_tokens_floor" in event["notes"]
+
+
+def test_a_complete_stream_is_billed_as_reported_not_floored(proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+    delta = sse_frame({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "y" * 400}})
+    final = sse_frame({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}})
+    fake_anthropic.enqueue(sse_reply(MESSAGE_START, delta, final, sse_frame({"type": "message_stop"})))
+    assert [name for name, _ in sse_events(stream_raw(proxy, HELLO).content)][-1] == "message_stop"
+    (event,) = stored_events(proxy.app, 1)
+    assert event["output_tokens"] == 3 and "output_tokens_floor" not in event["notes"]
+
+
+def test_claude_code_session_and_agent_headers_are_recorded_on_the_usage_event(
+        proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.enqueue(text_reply("ok"))
+    response = httpx.post(f"{proxy.url}/v1/messages", json=HELLO, timeout=30, headers={
+        **headers(proxy.key), "x-claude-code-session-id": "sess-1", "x-claude-code-agent-id": "agent-7",
+        "x-claude-code-parent-agent-id": "main"})
+    assert response.status_code == 200
+    (event,) = stored_events(proxy.app, 1)
+    assert (event["session_id"], event["agent_id"], event["parent_agent_id"]) == ("sess-1", "agent-7", "main")
+    assert event["user_id"] != "agent-7"

@@ -64,7 +64,8 @@ def test_a_developer_creates_a_key_and_claude_code_requests_work_with_it(
     assert "<code>claude-sonnet-4-6</code>" in usage
     assert key not in usage  # shown once, never again
     user = next(iter(sso_proxy.admin.get("/admin/users", params={"search": "bob@"}).json()["data"]))
-    assert user["groups"] == ["eng"] and user["idp_groups"] == ["engineering"]
+    eng = sso_proxy.admin.get("/admin/groups/eng").json()  # the group map's target, created at sign-in
+    assert user["groups"] == [eng["id"]] and user["idp_groups"] == ["engineering"]
     entries = sso_proxy.admin.get(f"/admin/users/{user['id']}").json()["access_keys"]
     assert [k["name"] for k in entries if k["status"] == "active"][0] == "laptop"
 

@@ -149,13 +149,13 @@ def test_dashboard_flow(browser: sync_api.Browser, ui_proxy: RunningProxy) -> No
     expect(page.locator(f"#key-{key_id} .bedrock-status")).to_contain_text("registered 20")
     assert "ABSK-browser-test-secret" not in page.content()
 
-    # rotate (hx-confirm accepted): a new key once, the old row revoked
+    # rotate (hx-confirm accepted): a new key once, the old row "rotated" (not "revoked")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Rotate key {key[:13]}").click()
     expect(page.locator("#new-key")).to_be_visible()
     rotated = page.locator("#new-key").inner_text().strip()
     assert rotated.startswith("sk-ccp-") and rotated != key
-    expect(page.locator(f"#key-{key_id} .badge")).to_have_text("revoked")
+    expect(page.locator(f"#key-{key_id} .badge")).to_have_text("rotated")
     shot(page, "04-key-rotated")
 
     # revoke the new key; a dismissed confirmation changes nothing

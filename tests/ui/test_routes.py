@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 
 import httpx
 import pytest
@@ -17,7 +18,8 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 def new_user(admin: UiClient, name: str = "Grace") -> str:
-    response = admin.post("/ui/users", {"name": name, "email": "grace@example.com"})
+    # e-mails are unique (app/store/users.py): one address per created user
+    response = admin.post("/ui/users", {"name": name, "email": f"grace-{uuid.uuid4().hex[:8]}@example.com"})
     assert response.status_code == 303, response.text
     match = re.match(r"/ui/users/(usr_\w+)", response.headers["location"])
     assert match
@@ -293,7 +295,7 @@ def test_revoke_needs_confirmation_without_js(admin: UiClient) -> None:
     assert "Access key revoked." in page and 'class="badge revoked"' in page
 
 
-def test_rotate_shows_new_key_and_revokes_old(admin: UiClient) -> None:
+def test_rotate_shows_new_key_and_marks_old_rotated(admin: UiClient) -> None:
     user_id = new_user(admin)
     key_id, old = new_key(admin, user_id)
     assert "Please confirm" in admin.post(f"/ui/keys/{key_id}/rotate", htmx=False).text
@@ -301,7 +303,7 @@ def test_rotate_shows_new_key_and_revokes_old(admin: UiClient) -> None:
     assert response.status_code == 200
     new = shown_key(response.text)
     assert new != old and old not in response.text
-    assert re.search(rf'id="key-{key_id}".*?badge revoked', response.text, re.S)
+    assert re.search(rf'id="key-{key_id}".*?badge rotated', response.text, re.S)  # rotated, not revoked
 
 
 def test_policy_limits_and_bedrock_key(admin: UiClient, ui_proxy: RunningProxy) -> None:

@@ -43,11 +43,15 @@ def test_an_image_counts_its_pixels_not_its_base64_size() -> None:
     assert 1334 <= estimate.input_tokens < 2000 < len(raw) // 3  # ceil(1000 * 1000 / 750) + overheads
 
 
-def test_a_missing_max_tokens_and_an_unknown_model_reserve_conservatively() -> None:
+def test_a_missing_max_tokens_and_an_unknown_model_reserve_at_the_tier_it_is_billed_at() -> None:
     raw, params = body({"model": "claude-next", "messages": []})
-    estimate = estimate_request(raw, params, PriceTable())
+    table = PriceTable()
+    estimate = estimate_request(raw, params, table)
     assert estimate.output_tokens == DEFAULT_MAX_TOKENS
-    assert estimate.cost_usd_micros == reservation_cost(RESERVATION_PRICE, estimate.input_tokens, DEFAULT_MAX_TOKENS)
+    assert estimate.cost_usd_micros == reservation_cost(table.unknown_price, estimate.input_tokens, DEFAULT_MAX_TOKENS)
+    # Without a table: the dearest list price.
+    bare = estimate_request(raw, params, None)
+    assert bare.cost_usd_micros == reservation_cost(RESERVATION_PRICE, bare.input_tokens, DEFAULT_MAX_TOKENS)
 
 
 def test_a_long_prompt_is_priced_at_the_long_context_tier() -> None:

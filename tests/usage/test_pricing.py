@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.usage.events import UsageEvent
-from app.usage.pricing import PriceTable, canonical_model
+from app.bedrock.models import MODELS, profile_id
+from app.usage.pricing import PRICE_SOURCES, PRICES, SOURCES, Price, PriceTable, Quote, canonical_model
 
 # 1000 input, 500 output, 2000 cache writes of which 400 are 1-hour, 10,000 cache reads.
 TOKENS = dict(input_tokens=1000, output_tokens=500, cache_creation_input_tokens=2000,
@@ -80,12 +81,26 @@ def test_rounding_is_once_per_request_half_even() -> None:
     assert table.cost_usd_micros(event("claude-3-haiku", cache_read_input_tokens=250)) == 8  # 7.5 -> 8
 
 
-def test_unknown_model_has_unknown_cost_never_zero() -> None:
+def test_unknown_model_is_billed_at_the_default_tier_flagged_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     table = PriceTable()
-    assert table.cost_usd_micros(event("claude-mystery-9")) is None
-    assert table.cost_usd_micros(event(None)) is None
+    # 1000*5 + 500*25 + 1600*6.25 + 400*10 + 10000*0.5: the $5 / $25 tier, cache rates from input
+    unknown = event("claude-mystery-9")
+    assert table.price_event(unknown) == 5000 + 12500 + 10000 + 4000 + 5000
+    assert unknown.cost_estimated is True
+    assert table.quote(event(None)).estimated and table.quote(event(None)).cost_usd_micros > 0
+    table.quote(event("claude-mystery-9"))
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records if "claude-mystery-9" in r.getMessage())) == 1
+    known = event("claude-opus-4-6")
+    table.price_event(known)
+    assert known.cost_estimated is False
     # ...but zero tokens (a refused or failed request) cost nothing, whatever the model.
     assert table.cost_usd_micros(event("claude-mystery-9", input_tokens=0)) == 0
+
+
+def test_the_unknown_model_tier_is_a_setting() -> None:
+    table = PriceTable(unknown_price=Price.of(10, 50))
+    assert table.cost_usd_micros(event("claude-mystery-9", input_tokens=1000, output_tokens=100)) == 10_000 + 5_000
 
 
 def test_overrides_add_models_and_change_one_provider() -> None:
@@ -120,3 +135,58 @@ def test_bad_overrides_are_refused(overrides: dict[str, dict[str, float]]) -> No
 ])
 def test_canonical_model(raw: str, canonical: str) -> None:
     assert canonical_model(raw) == canonical
+
+
+@pytest.mark.parametrize("model", ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5",
+                                   "claude-sonnet-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6",
+                                   "claude-opus-4-5", "claude-opus-4-1", "claude-sonnet-4-6", "claude-sonnet-4-5",
+                                   "claude-sonnet-4", "claude-haiku-4-5", "claude-3-7-sonnet", "claude-3-5-haiku"])
+def test_every_current_model_is_priced_with_a_source(model: str) -> None:
+    table = PriceTable()
+    assert table.knows(model) and table.quote(event(model)).estimated is False
+    assert PRICE_SOURCES[model] in SOURCES
+
+
+def test_every_price_names_a_source_and_every_bedrock_model_has_a_price() -> None:
+    assert set(PRICE_SOURCES) == set(PRICES)
+    assert set(MODELS) <= set(PRICES)
+    rows = PriceTable().rows()
+    assert all(r["source"] in SOURCES for r in rows)
+    assert {r["model"]: r["source"] for r in rows}["claude-opus-5-5"] == "derived-tier"
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("prefix", ["global", "us", "eu", "apac"])
+def test_bedrock_profiles_and_foundation_ids_canonicalize_through_the_bedrock_table(model: str, prefix: str) -> None:
+    foundation = MODELS[model].foundation_id
+    assert canonical_model(foundation) == model
+    assert canonical_model(f"{prefix}.{foundation}") == model
+    assert canonical_model(profile_id(foundation, prefix)) == model
+    assert canonical_model(f"arn:aws:bedrock:eu-west-1:123456789012:inference-profile/{prefix}.{foundation}") == model
+
+
+def test_an_opus_5_5_bedrock_event_costs_the_same_as_on_anthropic_via_a_global_profile() -> None:
+    table = PriceTable()
+    anthropic = table.cost_usd_micros(event("claude-opus-5-5"))
+    bedrock = table.cost_usd_micros(event("claude-opus-5-5", provider="bedrock",
+                                          provider_model="global.anthropic.claude-opus-5-5"))
+    regional = table.cost_usd_micros(event("claude-opus-5-5", provider="bedrock",
+                                           provider_model="us.anthropic.claude-opus-5-5"))
+    assert anthropic == bedrock and regional == round(anthropic * 1.1)
+
+
+def test_admin_overrides_win_over_settings_and_the_table_and_can_be_replaced() -> None:
+    table = PriceTable({"claude-sonnet-4-5": {"input": 2, "output": 8}})
+    tokens = dict(input_tokens=1000, output_tokens=1000)
+    assert table.cost_usd_micros(event("claude-sonnet-4-5", **tokens)) == 2000 + 8000
+    table.set_admin_overrides({"claude-sonnet-4-5": {"input": "1", "output": "4"},
+                               "claude-bad": {"input": "-1", "output": "1"}})  # a bad stored row is skipped
+    assert table.cost_usd_micros(event("claude-sonnet-4-5", **tokens)) == 1000 + 4000
+    assert not table.knows("claude-bad")
+    row = next(r for r in table.rows() if r["model"] == "claude-sonnet-4-5" and r["source"] == "admin")
+    assert row["input"] == "1" and row["cache_read"] == "0.3"  # rates not given: the price it overrides
+    table.set_admin_overrides({})
+    assert table.cost_usd_micros(event("claude-sonnet-4-5", **tokens)) == 2000 + 8000
+    # An admin price for a model nobody knew makes it known (not estimated).
+    table.set_admin_overrides({"claude-mystery-9": {"input": 1, "output": 2}})
+    assert table.quote(event("claude-mystery-9", **tokens)) == Quote(1000 + 2000, False)

@@ -20,7 +20,7 @@ from app.proxy.request import ProxyRequest
 from app.store.leases import LeaseRepository
 from app.store.usage import UsageRepository
 from app.usage.admission import QuotaAdmission
-from app.usage.estimate import RESERVATION_PRICE, estimate_request, reservation_cost
+from app.usage.estimate import estimate_request, reservation_cost
 from app.usage.events import UsageEvent
 from app.usage.lease_book import LeaseBook
 from app.usage.ledger import PendingUsage
@@ -199,12 +199,13 @@ async def test_cost_per_month_reserves_the_priced_estimate_and_resets(db: Any, c
 
 async def test_an_unknown_model_is_reserved_and_charged_at_the_default_price(db: Any, clock: Clock) -> None:
     unknown = estimate(model="claude-unreleased-9")
-    assert unknown.cost_usd_micros == reservation_cost(RESERVATION_PRICE, unknown.input_tokens, 10)
-    assert unknown.cost_usd_micros > estimate().cost_usd_micros
+    # Reserved at the tier it will be billed at (app/usage/pricing.py unknown_price, $5 / $25).
+    assert unknown.cost_usd_micros == reservation_cost(PriceTable().unknown_price, unknown.input_tokens, 10)
+    assert unknown.cost_usd_micros > 0
     replica = Replica(db, clock)
     p = principal(key_limits={"cost_usd_per_day": 1.0})
     preq = await replica.admit(p, model="claude-unreleased-9")
-    replica.finish(preq, tokens=1000, cost_usd_micros=None)  # the price table had no price
+    replica.finish(preq, tokens=1000, cost_usd_micros=None)  # no price recorded (events from before the default tier)
     assert replica.book.used("cost:key:ak_1:day:20250131T0000", None) == 15_000  # 1000 x $15 / MTok
 
 
@@ -332,3 +333,22 @@ def test_merge_limits_validates_and_clears() -> None:
                          ({"cost_usd_per_day": -1}, "> 0"), ({"cost_usd_per_day": "5"}, "number or null")]:
         with pytest.raises(InvalidRequest, match=message):
             merge_limits(current, bad)
+
+
+async def test_a_request_whose_window_ends_while_it_waits_is_claimed_in_the_next_window(db: Any) -> None:
+    """Under load a request can compute its minute window, then reach its counter after that minute
+    ended: it must be counted in the next window, not refused."""
+    start = datetime(2025, 1, 31, 23, 58, 59, 900_000, tzinfo=UTC)
+    calls = 0
+
+    def late_clock() -> datetime:  # the first reading is the old minute; every later one is past it
+        nonlocal calls
+        calls += 1
+        return start if calls == 1 else start + timedelta(seconds=1)
+
+    replica = Replica(db, late_clock)  # type: ignore[arg-type]
+    who = principal(key_limits={"requests_per_minute": 5})
+    preq = await replica.admit(who)
+    assert preq.reservation is not None
+    doc = await counter(db, "requests:key:ak_1:minute:20250131T2359")
+    assert doc["granted"] >= 1

@@ -109,7 +109,7 @@ async def test_patch_limits_validates_audits_and_applies_at_once(monkeypatch: py
         for path, body, status, fragment in [
                 (f"/admin/access-keys/{key_id}", {"limits": {"tokens_per_hour": 5}}, 400, "unknown field"),
                 (f"/admin/access-keys/{key_id}", {"limits": {"tokens_per_day": -5}}, 400, "whole number >= 1"),
-                (f"/admin/users/{user_id}", {"name": "x"}, 400, "nothing to update"),
+                (f"/admin/users/{user_id}", {"nmae": "x"}, 400, "nothing to update"),
                 ("/admin/access-keys/ak_missing", {"limits": {}}, 404, "not found"),
                 ("/admin/users/usr_missing", {"limits": None}, 404, "not found")]:
             response = await proxy.admin("PATCH", path, json=body)
