@@ -56,12 +56,16 @@ FROM ${PYTHON_IMAGE} AS runtime
 # Runtime defaults, overridable with `docker run -e` (never baked per stack): trusted proxies for
 # X-Forwarded-* (the stack passes the load balancer's subnets in the task's command instead), and the
 # seconds uvicorn waits for open streams after SIGTERM (keep under ECS stopTimeout, max 120 s).
+# MALLOC_MMAP_THRESHOLD_: glibc serves allocations of 64 KiB and more (request bodies, their copies)
+# from mmap, so they go back to the OS when freed instead of holding the heap up after a burst of
+# large requests (issue 16: 143 -> 54 KiB RSS per open stream with 100 KiB bodies).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TMPDIR=/tmp \
     FORWARDED_ALLOW_IPS=127.0.0.1 \
-    GRACEFUL_SHUTDOWN_S=110
+    GRACEFUL_SHUTDOWN_S=110 \
+    MALLOC_MMAP_THRESHOLD_=65536
 
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app

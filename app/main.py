@@ -32,6 +32,7 @@ from app.governance import build_governance
 from app.governance.http import RequestIdMiddleware
 from app.governance.routes import router as governance_router
 from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.asgi import MessagesASGI
 from app.proxy.bedrock import BedrockUpstream
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain, DrainMiddleware
@@ -284,6 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_router)  # /auth/oidc/login, /auth/oidc/callback
     app.include_router(me_router)  # /me: developer self-service
     app.include_router(governance_router)  # /admin/groups, /v1/organizations/spend_limits, /v1/models
+    app.add_middleware(MessagesASGI)  # innermost: POST /v1/messages... served without FastAPI routing (issue 16)
     app.add_middleware(InFlightMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)  # request-id on /admin and /v1/organizations responses
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it finishes responses it cut

@@ -1,5 +1,6 @@
 """CPU per upstream request of the proxy's HTTP client, in this process, against the mock upstream:
-``AnthropicUpstream`` (httpx) with one pool and with its default ``POOLS``, and aiohttp for scale.
+``AnthropicUpstream`` (the httpx API over aiohttp, ``httpx-aiohttp``), plain httpx (httpcore's pool, as
+the proxy used before issue 16), and aiohttp alone for scale.
 
     .venv/bin/python bench/upstream_client.py [--requests 3000]   # starts its own mock upstream
 
@@ -25,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import start_mock  # noqa: E402
 
-from app.proxy.anthropic import POOLS, AnthropicUpstream  # noqa: E402
+import httpx  # noqa: E402
+
+from app.proxy.anthropic import AnthropicUpstream  # noqa: E402
 
 HEADERS = [("content-type", "application/json"), ("anthropic-version", "2023-06-01"), ("x-api-key", "sk-ant-bench"),
            ("accept-encoding", "identity")]
@@ -54,18 +57,25 @@ async def cpu_us_per_request(call: Call, requests: int, in_flight: int, max_s: f
 async def compare(mock_url: str, requests: int, max_s: float = 20.0) -> dict[str, dict[int, float]]:
     """``{client label: {in_flight: CPU us per request}}``."""
     out: dict[str, dict[int, float]] = {}
-    for pools in (1, POOLS):
-        upstream = AnthropicUpstream(mock_url, connect_timeout_s=5, read_timeout_s=30, pools=pools)
+    upstream = AnthropicUpstream(mock_url, connect_timeout_s=5, read_timeout_s=30)
 
-        async def via_httpx(upstream: AnthropicUpstream = upstream) -> None:
-            async with upstream.send("/v1/messages", "mode=json", HEADERS, BODY) as response:
-                await response.aread()
+    async def via_upstream() -> None:
+        async with upstream.send("/v1/messages", "mode=json", HEADERS, BODY) as response:
+            await response.aread()
 
-        label = f"httpx AnthropicUpstream, {pools} pool{'s' if pools > 1 else ''}"
-        try:
-            out[label] = {n: await cpu_us_per_request(via_httpx, requests, n, max_s) for n in (1, 50)}
-        finally:
-            await upstream.aclose()
+    try:
+        out["AnthropicUpstream (httpx API, aiohttp)"] = {
+            n: await cpu_us_per_request(via_upstream, requests, n, max_s) for n in (1, 50)}
+    finally:
+        await upstream.aclose()
+    async with httpx.AsyncClient(base_url=mock_url, trust_env=False,
+                                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000)) as client:
+        async def via_httpx() -> None:
+            async with client.stream("POST", "/v1/messages?mode=json", content=BODY, headers=HEADERS) as r:
+                await r.aread()
+
+        out["httpx AsyncClient (httpcore, 1 pool)"] = {
+            n: await cpu_us_per_request(via_httpx, requests, n, max_s) for n in (1, 50)}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), auto_decompress=False) as session:
         async def via_aiohttp() -> None:
             async with session.post(mock_url + "/v1/messages?mode=json", data=BODY, headers=dict(HEADERS)) as r:

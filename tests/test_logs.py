@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.logs import configure_logging
+from app.logs import PREFORMATTED_FIELDS, configure_logging
 
 
 @pytest.fixture
@@ -41,3 +41,15 @@ def test_other_extra_fields_are_kept(capsys: pytest.CaptureFixture[str], restore
     logging.getLogger("claude_code_proxy.requests").info("request", extra={"status": 200, "provider": "anthropic"})
     line = json.loads(capsys.readouterr().err.strip())
     assert line["status"] == 200 and line["provider"] == "anthropic"
+
+
+def test_a_preformatted_request_line_is_the_same_line_as_with_extra(capsys: pytest.CaptureFixture[str],
+                                                                   restore_logging: None) -> None:
+    configure_logging("INFO")
+    fields = {"proxy_request_id": "preq_1", "status": 200, "model": "claude-x", "notes": None, "ttft_ms": 1.5}
+    logger = logging.getLogger("claude_code_proxy.requests")
+    logger.info("request", extra=fields)
+    logger.info("request", extra={PREFORMATTED_FIELDS: json.dumps(fields)})
+    plain, preformatted = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert list(preformatted) == list(plain)  # same keys in the same order
+    assert {**preformatted, "time": None} == {**plain, "time": None}  # the two may be a millisecond apart

@@ -34,12 +34,13 @@ from starlette.responses import Response
 
 from app.auth.keys import credential_fingerprint
 from app.errors import ProxyError, UpstreamPoolExhausted
+from app.logs import PREFORMATTED_FIELDS
 from app.proxy.anthropic import AnthropicUpstream, read_body, sse_chunks
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain
 from app.proxy.fallback import LOCAL_POOL_EXHAUSTED, Decision, decide_on_error, decide_on_status
 from app.proxy.headers import client_response_headers, require_client_credential, upstream_request_headers
-from app.proxy.outcome import Outcome, log_fields, usage_event
+from app.proxy.outcome import Outcome, log_json, usage_event
 from app.proxy.relay import Relay
 from app.proxy.request import ProxyRequest
 from app.proxy.responses import raw_response
@@ -129,7 +130,8 @@ class Forwarder:
         self._recorder.record(event)
         if preq.reservation is not None:
             preq.reservation.settle(event)
-        log.info("request", extra=log_fields(preq, outcome, event))
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={PREFORMATTED_FIELDS: log_json(preq, outcome, event)})
 
     async def _route(self, preq: ProxyRequest, outcome: Outcome) -> Response:
         if self._admission is not None:

@@ -12,7 +12,8 @@ sent to the client (ms). After the first byte there is no fallback; instead:
 
 - the upstream fails (ProxyError), or ends before ``message_stop`` -> an SSE ``error`` event, then
   the stream ends cleanly (status of the error; 502 ``api_error`` for a cut stream);
-- an event whose ``data`` is not a JSON object -> 502 ``api_error`` event, not that event;
+- an event whose ``data`` is not a JSON object -> the events before it, then a 502 ``api_error``
+  event instead of it and the rest;
 - an in-stream ``error`` event from the upstream passes through and the status becomes 500 with its type;
 - a bug of ours -> 500 ``api_error`` event ("internal proxy error"), never a reset;
 - cancellation: shutdown cut the stream (``drain.py``: 529, note ``shutdown``) or the client left (499).
@@ -82,13 +83,17 @@ class Relay(StreamingResponse):
     async def _relay(self) -> AsyncIterator[bytes]:
         self._started = True
         preq, outcome, tap = self._preq, self._outcome, UsageTap()
+        preq.drop_body()  # no fallback or retry after this point: the request body is not needed
         outcome.streamed = True
         outcome.status = self.status_code
         try:
             async for chunk in self._source:
                 tap.feed(chunk)
                 if tap.malformed is not None:
-                    # Not Anthropic's grammar: the client gets an error it can parse instead of it.
+                    # Not Anthropic's grammar: the client gets the events before it, then an error
+                    # it can parse instead of it.
+                    if tap.malformed_at:
+                        yield chunk[:tap.malformed_at]
                     outcome.status, outcome.error_type = 502, "api_error"
                     log.warning("%s sent a malformed %s event; stream ended", self._upstream, tap.malformed)
                     yield sse_error_event("api_error", f"{self._upstream} sent a malformed {tap.malformed} event")

@@ -66,14 +66,19 @@ class ProxyRequest:
     notes: list[str] = field(default_factory=list)  # e.g. "thinking_stripped"; stored on the usage event
     reservation: Any = None  # app.usage.ledger.Reservation from the quota check; settled once in Forwarder.record_outcome()
 
-    @property
-    def model(self) -> str | None:
-        model = self.params.get("model")
-        return model if isinstance(model, str) else None
+    model: str | None = field(init=False)  # ``params["model"]`` when a string
+    stream: bool = field(init=False)  # a ``/v1/messages`` call with ``"stream": true``
 
-    @property
-    def stream(self) -> bool:
-        return self.endpoint == "messages" and self.params.get("stream") is True
+    def __post_init__(self) -> None:
+        model = self.params.get("model")
+        self.model = model if isinstance(model, str) else None
+        self.stream = self.endpoint == "messages" and self.params.get("stream") is True
+
+    def drop_body(self) -> None:
+        """Forget the body and its parsed JSON (``model`` and ``stream`` stay): called once
+        relaying starts, when nothing needs them any more (the thinking retry and fallback happen
+        before the first byte), so an open stream does not hold a 100 KiB+ conversation (issue 16)."""
+        self.body, self.params = b"", {}
 
     @property
     def betas(self) -> list[str]:

@@ -4,6 +4,10 @@
 - ``/v1/messages[/count_tokens]`` with ``x-proxy-key: <key>`` (``ANTHROPIC_CUSTOM_HEADERS``); preferred,
   since URLs end up in logs.
 Any query string (e.g. ``?beta=true``) passes through.
+
+A ``POST`` to these paths is served by ``asgi.MessagesASGI`` in front of the router (same code,
+``serve_messages``, without FastAPI's per-request work); these routes answer what it passes on
+(other methods: 405) and document the paths.
 """
 
 from __future__ import annotations
@@ -12,28 +16,15 @@ from fastapi import APIRouter, Request, Response
 
 from app.auth.access import Principal
 from app.deps import HeaderPrincipalDep, PathPrincipalDep, ServicesDep
-from app.errors import ProxyError
-from app.proxy.outcome import Outcome
-from app.proxy.request import Endpoint, build_proxy_request, refused_request
+from app.proxy.asgi import serve_messages
+from app.proxy.request import Endpoint
 from app.services import Services
 
 router = APIRouter()
 
-_UPSTREAM_PATHS: dict[Endpoint, str] = {"messages": "/v1/messages",
-                                        "count_tokens": "/v1/messages/count_tokens"}
-
 
 async def _forward(request: Request, services: Services, principal: Principal, endpoint: Endpoint) -> Response:
-    try:
-        preq = await build_proxy_request(request, endpoint=endpoint, principal=principal,
-                                         limit_bytes=services.settings.max_request_body_bytes,
-                                         upstream_path=_UPSTREAM_PATHS[endpoint])
-    except ProxyError as exc:  # a body refused (400 / 413) is still one usage event
-        refused = refused_request(request, endpoint=endpoint, principal=principal,
-                                  upstream_path=_UPSTREAM_PATHS[endpoint])
-        services.forwarder.record_outcome(refused, Outcome.of_error(exc))
-        raise
-    return await services.forwarder.handle(preq)
+    return await serve_messages(request, services, principal, endpoint)
 
 
 @router.post("/v1/messages", include_in_schema=False)

@@ -2,8 +2,13 @@
 
 Anthropic's stream grammar (https://docs.anthropic.com/en/api/messages-streaming): ``message_start``
 carries ``message.usage`` (input and cache tokens), each ``message_delta`` carries cumulative
-``usage`` (output tokens, sometimes updated input/cache counts). SSE framing is decoded with
-``httpx-sse``'s line and event decoders (pinned in the lock file), fed chunk by chunk.
+``usage`` (output tokens, sometimes updated input/cache counts). Only those two and ``error`` carry
+anything the proxy records, so the tap splits the bytes into events and reads only their names; it
+decodes and JSON-parses the ``data`` of those three alone. A ``content_block_delta`` (most of a
+stream, one per token or so) costs a prefix test (issue 16).
+Framing follows the SSE spec (https://html.spec.whatwg.org/multipage/server-sent-events.html): events
+end at a blank line, lines end at LF, CRLF or CR, ``:`` starts a comment, one space after the field
+name's colon is dropped, ``data`` lines are joined with LF.
 
 Nothing Anthropic sends can make the tap raise: an event it reads (``message_start``,
 ``message_delta``, ``error``) whose ``data`` is not a JSON object (bad JSON, an array, a string,
@@ -16,17 +21,15 @@ same grammar first), so usage and time to first token are read in one place.
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 from typing import Any
-
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from app.usage.floor import delta_text_chars
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _EVENTS_WITH_USAGE = frozenset({"message_start", "message_delta", "error"})
+_CONTENT_DELTA = b"event: content_block_delta\n"  # how Anthropic frames it; other spellings take the slow path
 
 
 def token_count(value: Any) -> int:
@@ -63,15 +66,16 @@ class UsageTap:
     token counts seen so far, ``stop_reason`` the last stop reason, ``error_type`` an in-stream
     ``error`` event's type, ``complete`` whether ``message_stop`` arrived, ``content_started``
     whether a ``content_block_delta`` event has passed (the time-to-first-token mark), and
-    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were),
-    ``final_usage_seen`` whether a ``message_delta`` (the final usage frame) arrived, and
-    ``delta_chars`` the characters of text / thinking / tool-input JSON streamed so far (for the
-    output floor of a stream cut before its final frame: app/usage/floor.py)."""
+    ``malformed`` the name of the first event whose ``data`` was not a JSON object (None while all were).
+    Once ``malformed`` is set, ``malformed_at`` is the offset in the last chunk fed where that event
+    begins (0 when it began in an earlier chunk), so the events before it can still be relayed;
+    nothing after it is read. ``final_usage_seen``: a ``message_delta`` (the final usage frame)
+    arrived; ``delta_chars``: characters of text / thinking / tool-input JSON streamed so far (for
+    the output floor of a stream cut before its final frame: app/usage/floor.py)."""
 
     def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._lines = SSELineDecoder()
-        self._events = SSEDecoder()
+        self._pending = b""  # the bytes of the event not yet ended by a blank line
+        self._cr = False  # a CR was seen: lines may end in CRLF or CR (normalized before splitting)
         self.usage: dict[str, int] = usage_from_message(None)
         self.model: str | None = None
         self.stop_reason: str | None = None
@@ -79,25 +83,80 @@ class UsageTap:
         self.complete = False
         self.content_started = False
         self.malformed: str | None = None
+        self.malformed_at = 0
         self.final_usage_seen = False
         self.delta_chars = 0
 
     def feed(self, chunk: bytes) -> None:
-        for line in self._lines.decode(self._text.decode(chunk)):
-            event = self._events.decode(line)
-            if event is not None:
-                self._on_event(event.event, event.data)
+        if self.malformed is not None:
+            return
+        if self._cr or b"\r" in chunk:
+            self._feed_normalized(chunk)
+            return
+        held = len(self._pending)
+        data = self._pending + chunk if held else chunk
+        start = 0
+        while (end := data.find(b"\n\n", start)) != -1:
+            if not data.startswith(_CONTENT_DELTA, start):
+                self._on_block(data[start:end])
+                if self.malformed is not None:
+                    self.malformed_at = max(start - held, 0)
+                    return
+            else:
+                self.content_started = True
+                self._count_delta(data[start + len(_CONTENT_DELTA):end])
+            start = end + 2
+        self._pending = data[start:] if start else data
+
+    def _feed_normalized(self, chunk: bytes) -> None:
+        """CR line ends: rare (Anthropic sends LF), so this path normalizes and does not track
+        ``malformed_at`` (0: the chunk holding a malformed event is not relayed)."""
+        self._cr = True
+        data = self._pending + chunk
+        # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+        tail = b"\r" if data.endswith(b"\r") else b""
+        data = (data[:-1] if tail else data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, rest = data.split(b"\n\n")
+        for block in blocks:
+            self._on_block(block)
+            if self.malformed is not None:
+                return
+        self._pending = rest + tail
+
+    def _on_block(self, block: bytes) -> None:
+        """One event's lines (without the blank line that ended it)."""
+        name: bytes | None = None
+        data: list[bytes] = []
+        for line in block.split(b"\n"):
+            if not line or line[0] == 0x3A:  # blank, or a ":" comment
+                continue
+            field, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if field == b"event":
+                name = value
+            elif field == b"data":
+                data.append(value)
+        if name is None and not data:
+            return  # nothing to dispatch (comments only)
+        text = name.decode("utf-8", "replace") if name else "message"
+        if text in _EVENTS_WITH_USAGE:
+            self._on_event(text, b"\n".join(data).decode("utf-8", "replace"))
+        elif text == "content_block_delta":
+            self.content_started = True
+            self.delta_chars += delta_text_chars(b"\n".join(data).decode("utf-8", "replace"))
+        elif text == "message_stop":
+            self.complete = True
+
+    def _count_delta(self, rest: bytes) -> None:
+        """The lines after ``event: content_block_delta``: its one ``data:`` line -> ``delta_chars``
+        (one small JSON parse; only the delta's length is kept)."""
+        if rest.startswith(b"data: ") and b"\n" not in rest:
+            self.delta_chars += delta_text_chars(rest[6:].decode("utf-8", "replace"))
+        else:
+            self._on_block(b"event: content_block_delta\n" + rest)
 
     def _on_event(self, name: str, data: str) -> None:
-        if name == "content_block_delta":
-            self.content_started = True
-            self.delta_chars += delta_text_chars(data)  # only the delta's text length is kept
-            return
-        if name == "message_stop":
-            self.complete = True
-            return
-        if name not in _EVENTS_WITH_USAGE:
-            return  # text deltas etc.: no need to parse their JSON
         try:
             payload = json.loads(data)
         except (ValueError, RecursionError):
