@@ -80,17 +80,24 @@ def store_url(settings: Settings) -> str | None:
                      settings.mongodb_options)
 
 
+# The embedded store keeps at most this many documents per collection (the oldest are evicted):
+# raw usage events and the fold journal would otherwise grow with every request, in memory, and
+# are lost on exit anyway. Buckets (what reports and quotas read) are kept. See docs/usage.md.
+EMBEDDED_CAPS: dict[str, int] = {"usage_events": 50_000, "usage_folds": 10_000}
+
+
 def open_store(mongodb_url: str | None, database: str, *, server_selection_timeout_ms: int = 5000,
                max_pool_size: int | None = None) -> Store:
-    """Open the store: motor for a URL, mongomock-motor when ``mongodb_url`` is None.
+    """Open the store: motor for a URL; when ``mongodb_url`` is None the embedded store
+    (mongomock-motor with dict indexes and EMBEDDED_CAPS, ``app.store.embedded``).
     ``max_pool_size``: connections per server (``maxPoolSize``); None keeps the driver's default.
 
     Does no I/O (motor connects lazily); call :func:`ensure_indexes` next.
     """
     if mongodb_url is None:
-        from mongomock_motor import AsyncMongoMockClient
+        from app.store.embedded import EmbeddedClient
 
-        client = AsyncMongoMockClient(tz_aware=True)
+        client = EmbeddedClient(caps=EMBEDDED_CAPS, tz_aware=True)
         return Store(client=client, db=client[database], embedded=True)
     from motor.motor_asyncio import AsyncIOMotorClient
 
