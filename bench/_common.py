@@ -121,7 +121,7 @@ def start_proxy(cpu: int | None, upstream_url: str, env: dict[str, str], log_pat
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROXY_")}
     full_env.update(env, PROXY_ANTHROPIC_BASE_URL=upstream_url)
     full_env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")  # as the Dockerfile sets it
-    log = open(log_path, "wb")  # noqa: SIM115 - closed by Process.stop
+    log = open(log_path, "wb")
     if app_root is None:
         argv, cwd = [str(Path(PYTHON).parent / "claude-code-proxy")], "/tmp"
     else:

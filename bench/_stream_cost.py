@@ -51,7 +51,7 @@ async def stream_cost(targets: list[Target], body: bytes, deltas: int, gap_ms: f
                 await read_long(t, session, body, query)  # warm the connection (not counted)
                 left = streams // rounds
 
-                async def worker() -> None:
+                async def worker(t: Any = t, a: dict[str, Any] = a) -> None:  # bound now, awaited below
                     nonlocal left
                     while left > 0 and time.monotonic() < deadline:
                         left -= 1

@@ -30,9 +30,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import (PYTHON, ROOT, Admin, Process, cpu_s, load_average, markdown_table, percentile,  # noqa: E402
+from _common import (PYTHON, ROOT, Admin, Process, cpu_s, load_average, markdown_table, percentile,
                      pinned, results_path, start_proxy)
-from _phases import Target  # noqa: E402
+from _phases import Target
 
 ADMIN_PASSWORD = "bench-admin-password-123"
 MODEL = "claude-sonnet-4-5-20250929"

@@ -29,11 +29,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import results_path  # noqa: E402
+from _common import results_path
 
-from app.store.mongo import INDEXES, ensure_indexes, open_store  # noqa: E402
-from app.store.usage import BUCKETS, EVENTS, FOLDS, UsageRepository, ensure_usage_indexes  # noqa: E402
-from app.usage.events import UsageEvent  # noqa: E402
+from app.store.mongo import INDEXES, ensure_indexes, open_store
+from app.store.usage import BUCKETS, EVENTS, FOLDS, UsageRepository, ensure_usage_indexes
+from app.usage.events import UsageEvent
 
 MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001")
 USERS, KEYS_PER_USER, BATCH = 20, 3, 500

@@ -35,10 +35,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ROOT, Admin, Process, free_port, load_average, markdown_table, percentile,  # noqa: E402
+from _common import (ROOT, Admin, Process, free_port, load_average, markdown_table, percentile,
                      pinned, raise_nofile, results_path, start_mock, start_proxy)
-from _phases import Target, closed_loop  # noqa: E402
-from proxy_overhead import ADMIN_PASSWORD, HEADERS, request_body  # noqa: E402
+from _phases import Target, closed_loop
+from proxy_overhead import ADMIN_PASSWORD, HEADERS, request_body
 
 VENV = ROOT / "bench" / "results" / "litellm-venv"
 KINDS = ("json", "stream")
@@ -66,7 +66,7 @@ def start_litellm(cpu: int, upstream_url: str, workdir: Path) -> Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM", "ANTHROPIC", "DATABASE_URL"))}
     env.update(ANTHROPIC_API_BASE=upstream_url, ANTHROPIC_API_KEY="sk-ant-bench", LITELLM_LOG="ERROR",
                LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", NO_DOCS="True")
-    log = open(workdir / "litellm.log", "wb")  # noqa: SIM115 - closed by Process.stop
+    log = open(workdir / "litellm.log", "wb")
     popen = subprocess.Popen(pinned(cpu, [str(VENV / "bin" / "litellm"), "--config", str(config), "--host",
                                           "127.0.0.1", "--port", str(port), "--num_workers", "1"]),
                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)

@@ -48,13 +48,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (Admin, Process, cpu_busy_s, cpu_s, load_average, raise_nofile, results_path,  # noqa: E402
+from _common import (Admin, Process, cpu_busy_s, cpu_s, load_average, raise_nofile, results_path,
                      start_mock, start_proxy)
-from _phases import Target, chunk_timing, latency, open_streams, throughput  # noqa: E402
-from _report import report  # noqa: E402
-from _steady import steady_state  # noqa: E402
-from _stream_cost import stream_cost  # noqa: E402
-from upstream_client import compare as compare_clients  # noqa: E402
+from _phases import Target, chunk_timing, latency, open_streams, throughput
+from _report import report
+from _steady import steady_state
+from _stream_cost import stream_cost
+from upstream_client import compare as compare_clients
 
 ADMIN_PASSWORD = "bench-admin-password-123"
 PHASES = ("rss", "latency", "chunks", "throughput", "limits", "events", "clients", "steady")

@@ -24,11 +24,11 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import start_mock  # noqa: E402
+from _common import start_mock
 
-import httpx  # noqa: E402
+import httpx
 
-from app.proxy.anthropic import AnthropicUpstream  # noqa: E402
+from app.proxy.anthropic import AnthropicUpstream
 
 HEADERS = [("content-type", "application/json"), ("anthropic-version", "2023-06-01"), ("x-api-key", "sk-ant-bench"),
            ("accept-encoding", "identity")]

@@ -30,16 +30,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import app.main  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.proxy.anthropic import AnthropicUpstream  # noqa: E402
-from app.store.mongo import open_store  # noqa: E402
-from app.store.usage_write import UsageWriter  # noqa: E402
-from app.records.events import UsageEvent  # noqa: E402
-from app.usage.metrics import ProxyMetrics  # noqa: E402
-from app.usage.pricing import PriceTable  # noqa: E402
-from app.usage.ledger import PendingUsage  # noqa: E402
-from app.usage.recorder import UsageRecorder  # noqa: E402
+import app.main
+from app.config import Settings
+from app.proxy.anthropic import AnthropicUpstream
+from app.store.mongo import open_store
+from app.store.usage_write import UsageWriter
+from app.records.events import UsageEvent
+from app.usage.metrics import ProxyMetrics
+from app.usage.pricing import PriceTable
+from app.usage.ledger import PendingUsage
+from app.usage.recorder import UsageRecorder
 
 PASSWORD = "bench-admin-password-123"
 MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001")

@@ -15,10 +15,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _INFRA_DIR]
 if str(_INFRA_DIR.parent) not in sys.path:
     sys.path.insert(0, str(_INFRA_DIR.parent))
 
-import pulumi  # noqa: E402
+import pulumi
 
-from infra.stack import build_stack  # noqa: E402
-from infra.stack_config import load_config, load_secrets  # noqa: E402
+from infra.stack import build_stack
+from infra.stack_config import load_config, load_secrets
 
 for _name, _value in build_stack(load_config(), load_secrets()).items():
     pulumi.export(_name, _value)

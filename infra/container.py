@@ -67,7 +67,7 @@ def serve_command(forwarded_allow_ips: str, graceful_shutdown_s: int) -> list[st
         "claude-code-proxy",
         "serve",
         "--host",
-        "0.0.0.0",  # noqa: S104 - inside the task's ENI; the security group admits only the ALB
+        "0.0.0.0",
         "--port",
         str(CONTAINER_PORT),
         "--proxy-headers",
@@ -95,7 +95,7 @@ def container_definition(spec: ContainerSpec) -> dict[str, Any]:
         "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp", "name": "http"}],
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
-        "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
+        "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": "/tmp", "readOnly": False}],
         "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
         "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
         "healthCheck": {

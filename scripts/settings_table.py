@@ -22,10 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pydantic import SecretStr  # noqa: E402
-from pydantic_core import PydanticUndefined  # noqa: E402
+from pydantic import SecretStr
+from pydantic_core import PydanticUndefined
 
-from app import config  # noqa: E402
+from app import config
 
 HEADER = """# Settings
 

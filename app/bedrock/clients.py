@@ -111,7 +111,7 @@ class _Pooled:
             self.closed = True
             try:
                 await self.context.__aexit__(None, None, None)
-            except Exception:  # noqa: BLE001 - closing is best-effort
+            except Exception:
                 log.debug("closing a bedrock client failed", exc_info=True)
 
 

@@ -120,7 +120,7 @@ class AdminApiKeys:
         async def touch() -> None:
             try:
                 await self.repo.touch_last_used(key_id, datetime.now(UTC))
-            except Exception:  # noqa: BLE001, S110 - last_used_at is best effort
+            except Exception:  # noqa: BLE001 - last_used_at is best effort
                 pass
         task = asyncio.get_running_loop().create_task(touch())
         self._background.add(task)

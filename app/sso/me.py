@@ -52,7 +52,7 @@ class MeRoute(APIRoute):
                 return _error(request, exc.message, exc.status_code)
             except RequestValidationError:
                 return _error(request, "invalid form input", 400)
-            except Exception as exc:  # noqa: BLE001 - a page, never a stack trace
+            except Exception as exc:
                 log.error("/me error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
                 return _error(request, ApiError("Internal error; the details are in the server log.").message, 500)
 

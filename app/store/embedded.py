@@ -373,7 +373,7 @@ def _hashable_id(value: Any) -> bool:
 class IndexedCollection(Collection):
     """mongomock's ``Collection`` that reads candidates from an ``IndexedCollectionStore``."""
 
-    def _iter_documents(self, filter: dict[str, Any]) -> Iterator[dict[str, Any]]:  # noqa: A002 - mongomock's name
+    def _iter_documents(self, filter: dict[str, Any]) -> Iterator[dict[str, Any]]:
         store = self._store
         docs = store.candidates(filter) if isinstance(store, IndexedCollectionStore) else None
         if docs is None:

@@ -65,7 +65,7 @@ class UiRoute(APIRoute):
                 return render_error(request, exc)
             except RequestValidationError as exc:
                 return render_error(request, InvalidRequest(_validation_message(exc)))
-            except Exception as exc:  # noqa: BLE001 - a page, never a stack trace
+            except Exception as exc:
                 log.error("dashboard error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
                 return render_error(request, ApiError("Internal error; the details are in the server log."))
 

@@ -107,7 +107,7 @@ class UsageRecorder:
         """Sanitise, price, observe and queue an event; never blocks, never raises."""
         try:
             fixed = sanitize_event(event)
-        except Exception:  # noqa: BLE001 - cannot happen (sanitize never raises); the writer isolates it
+        except Exception:
             log.exception("usage event could not be sanitised")
             fixed = ()
         if fixed:
@@ -116,12 +116,12 @@ class UsageRecorder:
         try:
             if event.cost_usd_micros is None and self._price is not None:
                 event.cost_usd_micros = clean_cost(self._price(event))
-        except Exception:  # noqa: BLE001 - a pricing bug must not lose the event
+        except Exception:
             log.exception("pricing failed for event %s", event.event_id)
         for observe in self._observers:
             try:
                 observe(event)
-            except Exception:  # noqa: BLE001 - metrics must never break the request path
+            except Exception:
                 log.exception("usage observer failed")
         if self.depth >= self._queue_max:
             self.dropped += 1
@@ -199,7 +199,7 @@ class UsageRecorder:
         if self._ledger is not None:
             try:
                 self._ledger.discard(events)
-            except Exception:  # noqa: BLE001 - the quota ledger must never stop the writer
+            except Exception:
                 log.exception("usage ledger discard failed")
 
     async def _dead_letter_one(self, event: UsageEvent, reason: str) -> None:

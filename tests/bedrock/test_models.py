@@ -100,7 +100,7 @@ def test_non_claude_models_are_not_found_and_named(name: str) -> None:
 
 
 def test_capabilities_come_from_the_table() -> None:
-    resolve = lambda n: resolve_model(n, overrides={}, profile_prefix="us")  # noqa: E731
+    resolve = lambda n: resolve_model(n, overrides={}, profile_prefix="us")
     assert not resolve("claude-3-5-haiku").supports_thinking
     assert not resolve("claude-3-7-sonnet").supports_interleaved_thinking
     assert resolve("claude-opus-4-6").supports_adaptive_thinking

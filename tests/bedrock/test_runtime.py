@@ -521,7 +521,7 @@ def test_socket_factory_applies_keepalive() -> None:
 
 @pytest.mark.parametrize("exc, expected", [
     (ReadTimeoutError(endpoint_url="https://bedrock-runtime"), UpstreamTimeout),
-    (asyncio.TimeoutError(), UpstreamTimeout),
+    (TimeoutError(), UpstreamTimeout),
     (aiohttp.ServerTimeoutError("Timeout on reading data from socket"), UpstreamTimeout),
     (aiohttp.ClientPayloadError("Response payload is not completed"), UpstreamUnavailable),
     (aiohttp.ServerDisconnectedError(), UpstreamUnavailable),

@@ -30,7 +30,7 @@ def chunks(draw: Any, whole: str) -> list[str]:
     """``whole`` cut at random points (mid-token, mid-escape): non-empty pieces in order."""
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(whole) - 1)), max_size=5))))
     bounds = [0, *[c for c in cuts if 0 < c < len(whole)], len(whole)]
-    return [whole[a:b] for a, b in zip(bounds, bounds[1:]) if whole[a:b]]
+    return [whole[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if whole[a:b]]
 
 
 @st.composite

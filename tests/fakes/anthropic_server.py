@@ -267,7 +267,7 @@ class _ReplyResponse(Response):
             try:
                 if (await asyncio.wait_for(receive(), min(remaining, 0.1)))["type"] == "http.disconnect":
                     return False
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True
 

@@ -293,7 +293,7 @@ def validation_error(messages: Any) -> str | None:
     roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
     if roles[0] != "user":
         return MUST_START_WITH_USER
-    if any(r not in ("user", "assistant") for r in roles) or any(a == b for a, b in zip(roles, roles[1:])):
+    if any(r not in ("user", "assistant") for r in roles) or any(a == b for a, b in zip(roles, roles[1:], strict=False)):
         return ("A conversation must alternate between user and assistant roles. Make sure the "
                 "conversation alternates between user and assistant roles and try again.")
     return None
@@ -360,7 +360,7 @@ class _ReplyResponse(Response):
                 if (await asyncio.wait_for(receive(), min(remaining, 0.05)))["type"] == "http.disconnect":
                     self.on_disconnect()
                     return False
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True
 

@@ -10,7 +10,7 @@ from tests.governance.conftest import join, new_group
 from tests.usage.conftest import CLIENT_CREDENTIAL, in_process_proxy
 
 
-async def ask(proxy, key: str, model: str, *, in_path: bool = False):  # noqa: ANN001, ANN201
+async def ask(proxy, key: str, model: str, *, in_path: bool = False):
     body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "n=1"}]}
     if in_path:
         return await proxy.client.post(f"/ak/{key}/v1/messages", json=body, headers={"x-api-key": CLIENT_CREDENTIAL})

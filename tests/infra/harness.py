@@ -256,7 +256,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.recording = mocks
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         self.recording.parent_urns[request.name] = request.parent
         self.recording.protected[request.name] = bool(request.protect)
         return super().RegisterResource(request)

@@ -49,7 +49,7 @@ def test_the_alb_writes_its_access_logs_to_that_bucket(http_stack: ProgramRun) -
     assert policy["Statement"][0]["Resource"] == f"arn:aws:s3:::{bucket}/alb/AWSLogs/123456789012/*"
 
 
-def test_access_logs_follow_config(run) -> None:  # noqa: ANN001
+def test_access_logs_follow_config(run) -> None:
     off = run({**BASE_CONFIG, "albAccessLogs": "false"})
     assert off.of_type(BUCKET) == []
     assert "accessLogs" not in off.one("aws:lb/loadBalancer:LoadBalancer").inputs

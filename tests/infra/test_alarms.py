@@ -66,7 +66,7 @@ def test_fallback_rate_comes_from_the_request_log(http_stack: ProgramRun) -> Non
     assert rate["threshold"] == 20
 
 
-def test_one_cpu_and_connection_alarm_per_docdb_instance(run) -> None:  # noqa: ANN001
+def test_one_cpu_and_connection_alarm_per_docdb_instance(run) -> None:
     stack = run({**BASE_CONFIG, "docdbInstanceCount": 3})
     found = alarms_by_metric(stack)
     for metric in ("CPUUtilization", "DatabaseConnections"):
@@ -105,7 +105,7 @@ def test_upstream_5xx_share_is_server_error_fallbacks_over_requests(http_stack: 
     assert share["returnData"] and "/ requests" in share["expression"] and alarm["threshold"] == 10
 
 
-def test_usage_pipeline_alarms(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_usage_pipeline_alarms(http_stack: ProgramRun, run) -> None:
     depth = by_name(http_stack, "usage-queue-depth")
     assert (depth["statistic"], depth["threshold"]) == ("Maximum", 1000)
     for key in ("usage-dead-lettered", "usage-dropped"):

@@ -32,7 +32,7 @@ def test_secret_key_is_long_and_generated(http_stack: ProgramRun) -> None:
     assert password.inputs["length"] >= 64
 
 
-def test_recovery_window_follows_deletion_protection(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_recovery_window_follows_deletion_protection(http_stack: ProgramRun, run) -> None:
     assert {s.inputs["recoveryWindowInDays"] for s in http_stack.of_type(SECRET)} == {7}
     loose = run({**BASE_CONFIG, "deletionProtection": False})
     assert {s.inputs["recoveryWindowInDays"] for s in loose.of_type(SECRET)} == {0}

@@ -8,7 +8,7 @@ from infra import observability as m
 from tests.infra.harness import BASE_CONFIG
 
 
-def policies_by_metric(stack) -> dict[str, dict]:  # noqa: ANN001
+def policies_by_metric(stack) -> dict[str, dict]:
     found = {}
     for policy in stack.of_type("aws:appautoscaling/policy:Policy"):
         config = policy.inputs["targetTrackingScalingPolicyConfiguration"]
@@ -19,7 +19,7 @@ def policies_by_metric(stack) -> dict[str, dict]:  # noqa: ANN001
     return found
 
 
-def test_three_target_tracking_policies_on_one_target(run) -> None:  # noqa: ANN001
+def test_three_target_tracking_policies_on_one_target(run) -> None:
     stack = run({**BASE_CONFIG, "minCount": 3, "desiredCount": 3, "maxCount": 9, "concurrentRequestsPerTask": 40})
     target = stack.one("aws:appautoscaling/target:Target").inputs
     assert (target["minCapacity"], target["maxCapacity"]) == (3, 9)
@@ -40,7 +40,7 @@ def test_three_target_tracking_policies_on_one_target(run) -> None:  # noqa: ANN
     assert all(p["scaleInCooldown"] > p["scaleOutCooldown"] for p in policies.values())
 
 
-def test_the_scaled_dimension_is_the_one_the_sidecar_labels(http_stack) -> None:  # noqa: ANN001
+def test_the_scaled_dimension_is_the_one_the_sidecar_labels(http_stack) -> None:
     agent = http_stack.containers()[m.SIDECAR_NAME]
     scrape = json.loads({e["name"]: e["value"] for e in agent["environment"]}["PROMETHEUS_CONFIG_CONTENT"])
     label = scrape["scrape_configs"][0]["static_configs"][0]["labels"]["ClusterName"]

@@ -44,7 +44,7 @@ def test_key_panels_are_there() -> None:
     assert len(positions) == len(body["widgets"])  # no two widgets on top of each other
 
 
-def test_the_stack_creates_the_dashboard_on_its_resources(http_stack) -> None:  # noqa: ANN001
+def test_the_stack_creates_the_dashboard_on_its_resources(http_stack) -> None:
     board = http_stack.one("aws:cloudwatch/dashboard:Dashboard").inputs
     assert board["dashboardName"] == "claude-code-proxy-test"
     body = json.loads(board["dashboardBody"])

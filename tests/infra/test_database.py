@@ -55,7 +55,7 @@ def test_tls_enforced_by_the_clusters_parameter_group(http_stack: ProgramRun) ->
     assert http_stack.one(CLUSTER).inputs["dbClusterParameterGroupName"] == group.name  # the mock names it so
 
 
-def test_logs_exported_backups_kept_and_instances_sized(run) -> None:  # noqa: ANN001
+def test_logs_exported_backups_kept_and_instances_sized(run) -> None:
     stack = run(
         {**BASE_CONFIG, "docdbInstanceCount": 2, "docdbBackupRetentionDays": 14, "docdbInstanceClass": "db.r6g.large"}
     )
@@ -70,7 +70,7 @@ def test_logs_exported_backups_kept_and_instances_sized(run) -> None:  # noqa: A
         assert log_groups[f"/aws/docdb/claude-code-proxy-test/{log}"]["retentionInDays"] == 30
 
 
-def test_deletion_protection_and_final_snapshot_follow_config(run, http_stack: ProgramRun) -> None:  # noqa: ANN001
+def test_deletion_protection_and_final_snapshot_follow_config(run, http_stack: ProgramRun) -> None:
     protected = http_stack.one(CLUSTER).inputs
     assert protected["deletionProtection"] is True
     assert protected["skipFinalSnapshot"] is False
@@ -101,7 +101,7 @@ def test_app_user_secret_holds_its_own_credentials(http_stack: ProgramRun) -> No
                    for v in strings_in(r.inputs))
 
 
-def test_cluster_keys_and_secrets_are_protected_and_snapshot_on_delete(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_cluster_keys_and_secrets_are_protected_and_snapshot_on_delete(http_stack: ProgramRun, run) -> None:
     protected = {r.typ for r in http_stack.resources if r.protect}
     assert protected == {"aws:docdb/cluster:Cluster", "aws:kms/key:Key", "aws:secretsmanager/secret:Secret"}
     assert all(r.protect for r in http_stack.of_type("aws:secretsmanager/secret:Secret"))

@@ -88,7 +88,7 @@ def base_images(instructions: list[Instruction]) -> list[str]:
     return images
 
 
-def problems(text: str) -> list[str]:  # noqa: C901 - a flat list of independent rules
+def problems(text: str) -> list[str]:
     """Every rule the Dockerfile breaks: multi-stage, slim Python 3.11 base pinned by tag *and* digest,
     non-root final USER, HEALTHCHECK without curl, no secret-looking ENV/ARG with a value, and these
     hadolint rules: DL3020 (ADD only for URLs), DL3025 (JSON-form CMD), DL4006 (pipefail before a
@@ -230,7 +230,7 @@ def test_ca_bundle_checksum_is_pinned(dockerfile: str) -> None:
     assert re.fullmatch(r"[a-f0-9]{64}", rds_ca_bundle_pin(dockerfile) or "")
 
 
-def test_no_stack_specific_build_argument(dockerfile: str, http_stack) -> None:  # noqa: ANN001
+def test_no_stack_specific_build_argument(dockerfile: str, http_stack) -> None:
     """One image for every stack: only the base image and the CA pin are build args, with defaults,
     and the program passes none (a stack-specific value would make dev and prod images differ)."""
     args = {k: v for ins in parse(dockerfile) if ins.keyword == "ARG" for k, v in key_values(ins.args).items()}

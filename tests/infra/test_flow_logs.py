@@ -7,11 +7,11 @@ import json
 from tests.infra.harness import BASE_CONFIG
 
 
-def test_flow_logs_are_off_by_default(http_stack) -> None:  # noqa: ANN001
+def test_flow_logs_are_off_by_default(http_stack) -> None:
     assert http_stack.of_type("aws:ec2/flowLog:FlowLog") == []
 
 
-def test_flow_logs_capture_the_vpc_into_an_encrypted_group_with_retention(run) -> None:  # noqa: ANN001
+def test_flow_logs_capture_the_vpc_into_an_encrypted_group_with_retention(run) -> None:
     stack = run({**BASE_CONFIG, "vpcFlowLogs": "true", "logRetentionDays": 14})
     flow = stack.one("aws:ec2/flowLog:FlowLog").inputs
     vpc = stack.one("aws:ec2/vpc:Vpc")

@@ -47,7 +47,7 @@ def test_kms_only_on_the_app_key(http_stack: ProgramRun) -> None:
     }
 
 
-def test_profile_geography_and_extra_ids_shape_the_policy(run) -> None:  # noqa: ANN001
+def test_profile_geography_and_extra_ids_shape_the_policy(run) -> None:
     stack = run(
         {
             **BASE_CONFIG,
@@ -66,7 +66,7 @@ def test_profile_geography_and_extra_ids_shape_the_policy(run) -> None:  # noqa:
     assert direct["Resource"] == ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"]
 
 
-def test_task_role_policy_fits_the_inline_policy_size_limit(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_task_role_policy_fits_the_inline_policy_size_limit(http_stack: ProgramRun, run) -> None:
     """IAM counts inline role policies without whitespace against 10,240 characters per role."""
     extra = {"bedrockExtraModelIds": [f"us.anthropic.claude-extra-{i}-v1:0" for i in range(10)]}
     for stack in (http_stack, run({**BASE_CONFIG, "bedrockInferenceProfilePrefix": "global", **extra})):

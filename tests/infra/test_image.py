@@ -81,7 +81,7 @@ def test_build_uses_relative_paths_and_the_content_tag(http_stack: ProgramRun) -
     assert BASE_CONFIG.get("image") is None
 
 
-def test_a_prebuilt_image_by_digest_builds_nothing(run) -> None:  # noqa: ANN001
+def test_a_prebuilt_image_by_digest_builds_nothing(run) -> None:
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/claude-code-proxy@sha256:" + "ab" * 32
     stack = run({**BASE_CONFIG, "image": image})
     assert stack.of_type("docker-build:index:Image") == []

@@ -32,7 +32,7 @@ def alb_path_matches(pattern: str, path: str) -> bool:
     return re.fullmatch(regex, path) is not None
 
 
-def test_idle_timeout_outlasts_claude_codes_600s(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_idle_timeout_outlasts_claude_codes_600s(http_stack: ProgramRun, run) -> None:
     assert http_stack.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"] >= 900
     custom = run({**BASE_CONFIG, "albIdleTimeoutS": 1200}).one("aws:lb/loadBalancer:LoadBalancer")
     assert custom.inputs["idleTimeout"] == 1200
@@ -45,7 +45,7 @@ def test_alb_is_public_and_drops_invalid_headers(http_stack: ProgramRun) -> None
     assert alb["securityGroups"] == [http_stack.named("network-alb-sg").id]
 
 
-def test_alb_deletion_protection_follows_config(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_alb_deletion_protection_follows_config(http_stack: ProgramRun, run) -> None:
     assert http_stack.one("aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is True
     loose = run({**BASE_CONFIG, "deletionProtection": False}).one("aws:lb/loadBalancer:LoadBalancer")
     assert loose.inputs["enableDeletionProtection"] is False
@@ -123,7 +123,7 @@ def test_no_https_and_no_opt_out_stops_the_program() -> None:
         run_program({"aws:region": "us-east-1"})
 
 
-def test_domain_and_zone_create_a_dns_validated_certificate(run) -> None:  # noqa: ANN001
+def test_domain_and_zone_create_a_dns_validated_certificate(run) -> None:
     stack = run({"aws:region": "us-east-1", "domainName": "proxy.example.com", "hostedZoneId": "Z0123456789ABC"})
     certificate = stack.one("aws:acm/certificate:Certificate").inputs
     assert certificate == {"domainName": "proxy.example.com", "validationMethod": "DNS"} | {
@@ -146,7 +146,7 @@ ADMIN = ["/ui", "/ui/keys", "/admin/users", "/admin/model-map/claude-x"]
 
 
 @pytest.mark.parametrize("path", ADMIN)
-def test_admin_paths_only_from_the_allowed_cidrs(run, path: str) -> None:  # noqa: ANN001
+def test_admin_paths_only_from_the_allowed_cidrs(run, path: str) -> None:
     stack = run({**HTTPS_CONFIG, "adminAllowedCidrs": ["203.0.113.0/24", "2001:db8::/32"]})
     assert route(stack, 443, "GET", path, "203.0.113.7")["type"] == "forward"
     assert route(stack, 443, "GET", path, "2001:db8::1")["type"] == "forward"
@@ -157,7 +157,7 @@ def test_admin_paths_only_from_the_allowed_cidrs(run, path: str) -> None:  # noq
     assert route(stack, 443, "POST", "/v1/messages", "198.51.100.1")["type"] == "forward"
 
 
-def test_no_admin_cidrs_means_no_admin_from_the_internet(run) -> None:  # noqa: ANN001
+def test_no_admin_cidrs_means_no_admin_from_the_internet(run) -> None:
     stack = run({k: v for k, v in HTTPS_CONFIG.items() if k != "adminAllowedCidrs"})
     for path in ADMIN:
         assert route(stack, 443, "GET", path, "203.0.113.7")["fixedResponse"]["statusCode"] == "403"
@@ -165,7 +165,7 @@ def test_no_admin_cidrs_means_no_admin_from_the_internet(run) -> None:  # noqa: 
     assert any("adminAllowedCidrs is empty" in w for w in stack.warnings)
 
 
-def test_percent_encoded_paths_cannot_sneak_past_the_admin_rule(run) -> None:  # noqa: ANN001
+def test_percent_encoded_paths_cannot_sneak_past_the_admin_rule(run) -> None:
     stack = run({**HTTPS_CONFIG, "adminAllowedCidrs": ["203.0.113.0/24"]})
     assert route(stack, 443, "GET", "/%75i/keys", "198.51.100.1")["fixedResponse"]["statusCode"] == "403"
     # an encoded character inside an admin path from an allowed address still works
@@ -173,7 +173,7 @@ def test_percent_encoded_paths_cannot_sneak_past_the_admin_rule(run) -> None:  #
     assert route(stack, 443, "POST", "/v1/messages", "198.51.100.1")["type"] == "forward"
 
 
-def test_many_admin_cidrs_are_split_within_the_alb_condition_limit(run) -> None:  # noqa: ANN001
+def test_many_admin_cidrs_are_split_within_the_alb_condition_limit(run) -> None:
     cidrs = [f"10.{i}.0.0/16" for i in range(9)]
     stack = run({**HTTPS_CONFIG, "adminAllowedCidrs": cidrs})
     for rule in stack.of_type(RULE):
@@ -187,7 +187,7 @@ def test_many_admin_cidrs_are_split_within_the_alb_condition_limit(run) -> None:
         assert route(stack, 443, "GET", "/ui", host)["type"] == "forward", cidr
 
 
-def test_oidc_in_front_of_the_admin_paths(run) -> None:  # noqa: ANN001
+def test_oidc_in_front_of_the_admin_paths(run) -> None:
     oidc = {
         "issuer": "https://idp.example.com",
         "authorizationEndpoint": "https://idp.example.com/authorize",
@@ -237,7 +237,7 @@ def test_fixed_responses_fit_the_alb_limit() -> None:
         load_balancer.error_envelope("api_error", "x" * 2000)
 
 
-def test_target_group_checks_health_and_drains(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_target_group_checks_health_and_drains(http_stack: ProgramRun, run) -> None:
     group = http_stack.one("aws:lb/targetGroup:TargetGroup").inputs
     assert group["healthCheck"]["path"] == "/health" and group["healthCheck"]["matcher"] == "200"
     assert group["targetType"] == "ip" and group["port"] == 8080
@@ -246,7 +246,7 @@ def test_target_group_checks_health_and_drains(http_stack: ProgramRun, run) -> N
     assert tuned.inputs["deregistrationDelay"] == 120
 
 
-def test_alias_record_only_with_a_hosted_zone(https_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_alias_record_only_with_a_hosted_zone(https_stack: ProgramRun, run) -> None:
     assert https_stack.of_type("aws:route53/record:Record") == []
     stack = run({**HTTPS_CONFIG, "hostedZoneId": "Z0123456789ABCDEFGHIJ"})
     record = stack.one("aws:route53/record:Record").inputs

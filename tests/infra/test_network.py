@@ -32,7 +32,7 @@ def test_only_the_load_balancer_uses_public_subnets(http_stack: ProgramRun) -> N
     assert set(alb.inputs["subnets"]) == public
 
 
-def test_tasks_database_and_endpoints_use_private_subnets(run) -> None:  # noqa: ANN001
+def test_tasks_database_and_endpoints_use_private_subnets(run) -> None:
     stack = run({**BASE_CONFIG, "vpcEndpoints": True})
     private = subnet_ids(stack, "private")
     service = stack.one("aws:ecs/service:Service")
@@ -45,7 +45,7 @@ def test_tasks_database_and_endpoints_use_private_subnets(run) -> None:  # noqa:
     assert interface and all(set(e.inputs["subnetIds"]) == private for e in interface)
 
 
-def test_no_subnet_hands_out_public_ips_and_azs_are_distinct(run) -> None:  # noqa: ANN001
+def test_no_subnet_hands_out_public_ips_and_azs_are_distinct(run) -> None:
     stack = run({**BASE_CONFIG, "azCount": 3})
     subnets = stack.of_type(SUBNET)
     assert len(subnets) == 6
@@ -55,7 +55,7 @@ def test_no_subnet_hands_out_public_ips_and_azs_are_distinct(run) -> None:  # no
         assert len(set(zones)) == 3
 
 
-def test_nat_gateway_count_and_private_default_routes(run) -> None:  # noqa: ANN001
+def test_nat_gateway_count_and_private_default_routes(run) -> None:
     stack = run({**BASE_CONFIG, "azCount": 3, "natGateways": 2})
     nats = stack.of_type("aws:ec2/natGateway:NatGateway")
     assert len(nats) == 2
@@ -65,7 +65,7 @@ def test_nat_gateway_count_and_private_default_routes(run) -> None:  # noqa: ANN
     assert {r.inputs["natGatewayId"] for r in private_routes} == {n.id for n in nats}
 
 
-def test_endpoints_instead_of_nat(run) -> None:  # noqa: ANN001
+def test_endpoints_instead_of_nat(run) -> None:
     stack = run({**BASE_CONFIG, "natGateways": 0, "vpcEndpoints": True})
     assert stack.of_type("aws:ec2/natGateway:NatGateway") == []
     assert not any("natGatewayId" in r.inputs for r in stack.of_type("aws:ec2/route:Route"))
@@ -109,7 +109,7 @@ def test_default_security_group_is_emptied(http_stack: ProgramRun) -> None:
     assert not default.inputs.get("ingress") and not default.inputs.get("egress")
 
 
-def test_bedrock_runtime_endpoint_alone_keeps_the_fallback_off_the_nat(run) -> None:  # noqa: ANN001
+def test_bedrock_runtime_endpoint_alone_keeps_the_fallback_off_the_nat(run) -> None:
     stack = run({**BASE_CONFIG, "bedrockRuntimeEndpoint": "true"})
     interface = [r.inputs for r in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if r.inputs["vpcEndpointType"] == "Interface"]
     assert [e["serviceName"] for e in interface] == ["com.amazonaws.us-east-1.bedrock-runtime"]
@@ -117,7 +117,7 @@ def test_bedrock_runtime_endpoint_alone_keeps_the_fallback_off_the_nat(run) -> N
     assert len(interface[0]["subnetIds"]) == 2  # one ENI per AZ
 
 
-def test_nat_gateways_single_or_per_az(run) -> None:  # noqa: ANN001
+def test_nat_gateways_single_or_per_az(run) -> None:
     single = run({**BASE_CONFIG, "azCount": 3, "natGateways": "single"})
     per_az = run({**BASE_CONFIG, "azCount": 3, "natGateways": "perAz"})
     assert len(single.of_type("aws:ec2/natGateway:NatGateway")) == 1

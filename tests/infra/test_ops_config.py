@@ -34,20 +34,20 @@ def test_each_bad_value_is_reported_with_its_key(config: OpsConfig, key: str) ->
     assert key in problem
 
 
-def test_x86_runs_and_builds_for_amd64(run) -> None:  # noqa: ANN001
+def test_x86_runs_and_builds_for_amd64(run) -> None:
     stack = run({**BASE_CONFIG, "cpuArchitecture": "x86_64"})
     task = stack.one("aws:ecs/taskDefinition:TaskDefinition").inputs
     assert task["runtimePlatform"] == {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"}
     assert stack.one("docker-build:index:Image").inputs["platforms"] == ["linux/amd64"]
 
 
-def test_default_task_and_build_are_arm64(http_stack) -> None:  # noqa: ANN001
+def test_default_task_and_build_are_arm64(http_stack) -> None:
     task = http_stack.one("aws:ecs/taskDefinition:TaskDefinition").inputs
     assert task["runtimePlatform"]["cpuArchitecture"] == "ARM64"
     assert http_stack.one("docker-build:index:Image").inputs["platforms"] == ["linux/arm64"]
 
 
-def test_the_image_tag_differs_per_platform(http_stack, run) -> None:  # noqa: ANN001
+def test_the_image_tag_differs_per_platform(http_stack, run) -> None:
     x86 = run({**BASE_CONFIG, "cpuArchitecture": "X86_64"})
     (arm_tag,) = http_stack.one("docker-build:index:Image").inputs["tags"]
     (x86_tag,) = x86.one("docker-build:index:Image").inputs["tags"]

@@ -103,7 +103,7 @@ def test_app_key_use_requires_the_apps_own_encryption_context() -> None:
     assert (APP_KEY_CONTEXT_PURPOSE, set(APP_KEY_CONTEXT_KEYS)) == (context["purpose"], set(context))
 
 
-def test_the_deployed_task_role_carries_the_context_condition(http_stack) -> None:  # noqa: ANN001
+def test_the_deployed_task_role_carries_the_context_condition(http_stack) -> None:
     doc = json.loads(http_stack.named("roles-task", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     (kms,) = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
     assert "kms:Encrypt" not in kms["Action"]

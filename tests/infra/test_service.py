@@ -113,7 +113,7 @@ def test_trusted_proxies_are_the_load_balancer_subnets(http_stack: ProgramRun) -
     assert "--proxy-headers" in command
 
 
-def test_health_check_and_logs(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_health_check_and_logs(http_stack: ProgramRun, run) -> None:
     container = http_stack.task_container()
     assert "/health" in container["healthCheck"]["command"][-1]
     options = container["logConfiguration"]["options"]
@@ -129,7 +129,7 @@ def test_health_check_and_logs(http_stack: ProgramRun, run) -> None:  # noqa: AN
     assert {g.inputs["retentionInDays"] for g in tuned.of_type("aws:cloudwatch/logGroup:LogGroup")} == {90}
 
 
-def test_fargate_task_size_from_config(run) -> None:  # noqa: ANN001
+def test_fargate_task_size_from_config(run) -> None:
     task = run({**BASE_CONFIG, "taskCpu": 1024, "taskMemory": 3072}).one("aws:ecs/taskDefinition:TaskDefinition").inputs
     assert (task["cpu"], task["memory"]) == ("1024", "3072")
     assert task["requiresCompatibilities"] == ["FARGATE"] and task["networkMode"] == "awsvpc"
@@ -170,7 +170,7 @@ def test_configured_image_uri_is_used_and_nothing_is_built(https_stack: ProgramR
     assert https_stack.task_container()["image"] == HTTPS_CONFIG["image"]
 
 
-def test_keepalive_outlasts_the_alb_idle_timeout_and_the_app_reads_it(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_keepalive_outlasts_the_alb_idle_timeout_and_the_app_reads_it(http_stack: ProgramRun, run) -> None:
     idle = http_stack.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
     assert int(env(http_stack)["PROXY_KEEPALIVE_TIMEOUT_S"]) == idle + 5
     custom = run({**BASE_CONFIG, "albIdleTimeoutS": 1800})
@@ -187,7 +187,7 @@ def test_every_plain_setting_the_stack_sets_is_an_app_setting(https_stack: Progr
     assert names <= fields, names - fields
 
 
-def test_kms_region_is_the_stacks_region_not_bedrocks(run) -> None:  # noqa: ANN001
+def test_kms_region_is_the_stacks_region_not_bedrocks(run) -> None:
     stack = run({**BASE_CONFIG, "bedrockRegion": "us-west-2"})
     assert env(stack)["PROXY_KMS_REGION"] == "us-east-1"
     assert env(stack)["PROXY_BEDROCK_REGION"] == "us-west-2"

@@ -12,7 +12,7 @@ SSO = {**BASE_CONFIG, "oidcIssuer": "https://example.okta.com/oauth2/default", "
        "oidcClientSecret": SSO_CLIENT_SECRET, "oidcAdminGroups": "proxy-admins,platform"}
 
 
-def test_oidc_settings_reach_the_task_and_the_secret_comes_by_value_from(run) -> None:  # noqa: ANN001
+def test_oidc_settings_reach_the_task_and_the_secret_comes_by_value_from(run) -> None:
     stack: ProgramRun = run(SSO)
     container = stack.task_container()
     env = {e["name"]: e["value"] for e in container["environment"]}
@@ -40,6 +40,6 @@ def test_without_oidc_config_nothing_is_added(http_stack: ProgramRun) -> None:
     {**BASE_CONFIG, "oidcIssuer": "https://idp.example.com"},
     {**BASE_CONFIG, "oidcIssuer": "http://idp.example.com", "oidcClientId": "x"},
 ])
-def test_incomplete_or_plain_http_oidc_config_is_refused(run, config) -> None:  # noqa: ANN001
+def test_incomplete_or_plain_http_oidc_config_is_refused(run, config) -> None:
     with pytest.raises(Exception, match="oidcIssuer"):
         run(config)

@@ -36,7 +36,7 @@ def test_no_output_is_or_contains_a_secret(http_stack: ProgramRun, https_stack: 
         assert len(stack.generated_secrets) >= 2  # the mocks did generate secrets to look for
 
 
-def test_deletion_protection_follows_config_everywhere(http_stack: ProgramRun, run) -> None:  # noqa: ANN001
+def test_deletion_protection_follows_config_everywhere(http_stack: ProgramRun, run) -> None:
     loose = run({**BASE_CONFIG, "deletionProtection": False})
     for stack, protected in ((http_stack, True), (loose, False)):
         assert stack.one("aws:docdb/cluster:Cluster").inputs["deletionProtection"] is protected
@@ -76,7 +76,7 @@ def stack_file_config(stack: str) -> dict[str, Any]:
     return config
 
 
-def test_the_shipped_dev_stack_config_builds(run) -> None:  # noqa: ANN001
+def test_the_shipped_dev_stack_config_builds(run) -> None:
     config = dev_config()
     assert config["aws:region"] == "us-east-1"
     stack = run(config)
@@ -88,7 +88,7 @@ def test_the_shipped_dev_stack_config_builds(run) -> None:  # noqa: ANN001
     assert len(stack.of_type("aws:ec2/natGateway:NatGateway")) == 1
 
 
-def test_the_shipped_prod_stack_config_builds(run) -> None:  # noqa: ANN001
+def test_the_shipped_prod_stack_config_builds(run) -> None:
     stack = run(stack_file_config("prod"))
     assert len(stack.of_type("aws:ec2/subnet:Subnet")) == 6  # 3 AZs, public + private
     assert len(stack.of_type("aws:ec2/natGateway:NatGateway")) == 3  # one per AZ

@@ -56,7 +56,7 @@ def test_rate_limit_per_ip_over_five_minutes_is_evaluated_first() -> None:
     assert all(r["visibility_config"]["cloudwatch_metrics_enabled"] for r in rules)
 
 
-def test_waf_is_off_by_default_and_on_attaches_to_the_alb(http_stack, run) -> None:  # noqa: ANN001
+def test_waf_is_off_by_default_and_on_attaches_to_the_alb(http_stack, run) -> None:
     assert http_stack.of_type("aws:wafv2/webAcl:WebAcl") == []
     stack = run({**BASE_CONFIG, "waf": "true", "wafRateLimit": 500})
     acl = stack.one("aws:wafv2/webAcl:WebAcl").inputs
