@@ -4,7 +4,7 @@ embedded store must not sink").
     .venv/bin/python bench/embedded_store.py [--events 1000000] [--slice 50000] [--max-seconds 300]
     .venv/bin/python bench/embedded_store.py --plain --events 60000 --slice 10000   # before: plain mongomock
 
-Writes ``--events`` usage events through ``UsageRepository.write_batch`` in batches of 500 (as the
+Writes ``--events`` usage events through ``UsageWriter.write_batch`` in batches of 500 (as the
 recorder does) into the store ``open_store(None, ...)`` opens (``--plain``: a bare
 ``AsyncMongoMockClient``, as before), with the app's indexes. Events spread over 20 users x 3 keys x
 3 models; their time advances 2 ms per event (500 req/s), so minute and hour buckets accumulate as
@@ -32,8 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import results_path
 
 from app.store.mongo import INDEXES, ensure_indexes, open_store
-from app.store.usage import BUCKETS, EVENTS, FOLDS, UsageRepository, ensure_usage_indexes
-from app.usage.events import UsageEvent
+from app.store.usage import BUCKETS, EVENTS, FOLDS, ensure_usage_indexes
+from app.store.usage_reads import UsageReader
+from app.store.usage_write import UsageWriter
+from app.records.events import UsageEvent
 
 MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001")
 USERS, KEYS_PER_USER, BATCH = 20, 3, 500
@@ -58,7 +60,7 @@ async def run(n_events: int, slice_events: int, max_cpu_s: float, plain: bool) -
     keys = db["access_keys"]
     await keys.insert_many([{"_id": f"ak_{k}", "key_hash": f"hash_{k}", "user_id": f"usr_{k % USERS}",
                              "created_at": datetime.now(UTC)} for k in range(USERS * KEYS_PER_USER)])
-    repo = UsageRepository(db)
+    repo, reader = UsageWriter(db), UsageReader(db)
     t0 = datetime.now(UTC).replace(second=0, microsecond=0)
     rows: list[dict[str, Any]] = []
     written, slice_start_cpu, started_cpu = 0, time.process_time(), time.process_time()
@@ -76,8 +78,8 @@ async def run(n_events: int, slice_events: int, max_cpu_s: float, plain: bool) -
         windows = (("minute", now.replace(second=0, microsecond=0)),
                    ("hour", now.replace(minute=0, second=0, microsecond=0)),
                    ("day", now.replace(hour=0, minute=0, second=0, microsecond=0)))
-        await repo.window_totals("user", batch[-1].user_id, windows)
-        await repo.window_totals("key", batch[-1].access_key_id, windows)
+        await reader.window_totals("user", batch[-1].user_id, windows)
+        await reader.window_totals("key", batch[-1].access_key_id, windows)
         assert await keys.find_one({"key_hash": f"hash_{written % (USERS * KEYS_PER_USER)}"}) is not None
         if written % slice_events == 0 or written >= n_events:
             cpu = time.process_time()

@@ -2,7 +2,7 @@
 the organization's time zone (``PROXY_ORG_TIME_ZONE``, IANA; UTC by default).
 
 Starts and ends are returned as aware UTC datetimes; local midnights in a DST gap or fold follow
-app/usage/buckets.py ``floor`` (the instant the local day really begins).
+app/records/buckets.py ``floor`` (the instant the local day really begins).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ from pymongo.errors import DuplicateKeyError
 
 from app.store.embedded import EmbeddedClient
 from app.store.mongo import open_store
-from app.store.usage import BUCKETS, EVENTS, UsageRepository, ensure_usage_indexes
-from app.usage.events import UsageEvent
+from app.store.usage import BUCKETS, EVENTS, ensure_usage_indexes
+from app.store.usage_reads import UsageReader
+from app.store.usage_write import UsageWriter
+from app.records.events import UsageEvent
 
 T0 = datetime(2025, 3, 9, 14, 0, tzinfo=UTC)
 INDEXES = [IndexModel([("scope", ASCENDING), ("scope_id", ASCENDING), ("start", ASCENDING)], name="s"),
@@ -123,7 +125,7 @@ async def test_a_capped_collection_evicts_the_oldest_documents() -> None:
 async def test_usage_writes_on_the_embedded_store_count_every_event_once() -> None:
     store = open_store(None, "usage")
     await ensure_usage_indexes(store.db, event_ttl_days=90)
-    repo = UsageRepository(store.db)
+    repo, reader = UsageWriter(store.db), UsageReader(store.db)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # recent: minute buckets expire
     events = [UsageEvent(time=hour + timedelta(seconds=i), user_id=f"u{i % 2}", access_key_id=f"k{i % 4}",
                          provider="anthropic", model="claude-sonnet-4-5", input_tokens=10, output_tokens=1)
@@ -131,7 +133,7 @@ async def test_usage_writes_on_the_embedded_store_count_every_event_once() -> No
     await repo.write_batch(events[:30])
     await repo.write_batch(events[:30])  # a retried batch changes nothing
     await repo.write_batch(events[30:])
-    totals = await repo.window_totals("user", "u1", [("hour", hour)])
+    totals = await reader.window_totals("user", "u1", [("hour", hour)])
     assert totals[("hour", hour)]["requests"] == 20 and totals[("hour", hour)]["input_tokens"] == 200
     assert await store.db[EVENTS].count_documents({}) == 40
     assert await store.db[BUCKETS].count_documents({"granularity": "minute", "scope": "global"}) == 1
