@@ -30,5 +30,7 @@ done
 .venv/bin/ruff check --quiet app tests bench infra scripts
 # Import contracts (pyproject.toml [tool.importlinter]): layers point one way, pure modules do no I/O.
 .venv/bin/lint-imports --no-cache
+# Types (pyproject.toml [tool.mypy], with the pydantic plugin): app/ only.
+.venv/bin/mypy app
 
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -157,6 +157,7 @@ async def patch_user(user_id: str, body: UserPatch, request: Request, services: 
                                                    email_set="email" in fields)
     if "limits" in fields:
         doc = await services.admin.set_limits(who, "user", user_id, body.limits)
+    assert doc is not None  # fields is not empty, so one of the branches above ran
     return public_user(doc)
 
 
@@ -177,6 +178,7 @@ async def patch_key(key_id: str, body: KeyPatch, request: Request, services: Ser
         doc = await services.admin.set_limits(who, "access_key", key_id, body.limits)
     if "expires_at" in fields:
         doc = await services.lifecycle.set_key_expiry(who, key_id, body.expires_at)
+    assert doc is not None  # fields is not empty, so one of the branches above ran
     return public_key(doc)
 
 
@@ -199,21 +201,27 @@ async def delete_bedrock_key(key_id: str, request: Request, services: ServicesDe
 async def get_model_map(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
     """The Anthropic -> Bedrock model mapping in force: built-in table, ``PROXY_BEDROCK_MODEL_MAP``
     and admin overrides (``source`` says which)."""
-    return await services.model_map.describe()
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    return await model_map.describe()
 
 
 @router.put("/model-map/{anthropic_model}")
 async def put_model_map(anthropic_model: str, body: ModelMapIn, request: Request, services: ServicesDep,
                         admin: AdminDep) -> dict[str, Any]:
     """Override where one Anthropic model id goes on Bedrock (all replicas within 30 s)."""
-    return await services.model_map.put(actor(request, admin), anthropic_model, body.bedrock_model_id)
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    return await model_map.put(actor(request, admin), anthropic_model, body.bedrock_model_id)
 
 
 @router.delete("/model-map/{anthropic_model}")
 async def delete_model_map(anthropic_model: str, request: Request, services: ServicesDep,
                            admin: AdminDep) -> dict[str, Any]:
     """Remove an admin override (the settings or the built-in table apply again)."""
-    return await services.model_map.delete(actor(request, admin), anthropic_model)
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    return await model_map.delete(actor(request, admin), anthropic_model)
 
 
 @router.get("/audit")

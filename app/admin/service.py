@@ -103,7 +103,7 @@ class AdminService:
         try:
             user = await self.users.create(name, (email or "").strip() or None)
         except DuplicateKeyError:  # the users.email_key unique index (app/store/users.py)
-            raise InvalidRequest(f"email: {email.strip()!r} already belongs to another user") from None
+            raise InvalidRequest(f"email: {(email or '').strip()!r} already belongs to another user") from None
         await self.audit.write(actor=actor.username, ip=actor.ip, action="user.create",
                                target_type="user", target_id=user["_id"], details={"name": name})
         return user

@@ -108,7 +108,9 @@ def to_stream_events(message: Message) -> list[dict[str, Any]]:
              "usage": {**message["usage"], "output_tokens": 0}}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(message["content"]):
-        kind, deltas = block["type"], []
+        kind = block["type"]
+        deltas: list[dict[str, Any]] = []
+        opening: dict[str, Any]
         if kind == "text":
             opening = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": block["text"]}] if block["text"] else []

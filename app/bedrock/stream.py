@@ -115,7 +115,7 @@ class StreamTranslator:
         if self._started:
             return []
         self._started = True
-        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
+        message: dict[str, Any] = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
                    "content": [], "stop_reason": None, "stop_sequence": None,
                    "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
                              "cache_read_input_tokens": 0}}

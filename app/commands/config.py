@@ -67,19 +67,20 @@ def check_secrets(settings: object) -> list[Finding]:
 
 async def check_store(ctx: click.Context, settings: object, timeout_s: float) -> list[Finding]:
     from app.store.admins import AdminRepository
-    from app.store.mongo import STORE_ERRORS, StoreUnreachable, describe_store_error, open_store, wait_until_reachable
+    from app.store.mongo import (STORE_ERRORS, Store, StoreUnreachable, describe_store_error, open_store,
+                                 wait_until_reachable)
 
     from app.commands.runtime import store_url
 
     url = store_url(settings)  # type: ignore[arg-type]
     database = settings.mongodb_database  # type: ignore[attr-defined]
-    store = (ctx.obj or {}).get("store")
-    if store is None and url is None:
+    given: Store | None = (ctx.obj or {}).get("store")
+    if given is None and url is None:
         return [Finding("store", "warning", "PROXY_MONGODB_URL unset: the embedded in-memory store is used, and "
                         "every user, key and usage record is lost when `serve` exits")]
-    owned = store is None
-    if owned:
-        store = open_store(url, database, server_selection_timeout_ms=max(int(timeout_s * 1000), 100))
+    owned = given is None
+    store = given if given is not None else open_store(
+        url, database, server_selection_timeout_ms=max(int(timeout_s * 1000), 100))
     try:
         if owned:
             try:

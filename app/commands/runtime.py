@@ -122,16 +122,18 @@ async def open_services(ctx: click.Context, settings: Settings) -> AsyncIterator
     from app.store.access_keys import AccessKeyRepository
     from app.store.admins import AdminRepository, AdminSessionRepository, LoginAttemptRepository
     from app.store.audit import AuditRepository
-    from app.store.mongo import StoreUnreachable, open_store, wait_until_reachable
+    from app.store.mongo import Store, StoreUnreachable, open_store, wait_until_reachable
     from app.store.usage_write import UsageWriter
     from app.store.users import UserRepository
 
-    store = (ctx.obj or {}).get("store")
-    owned = store is None
+    given: Store | None = (ctx.obj or {}).get("store")
+    owned = given is None
     if owned:
         refuse_embedded(settings)
     key = secret_key(settings)
-    if owned:
+    if given is not None:
+        store = given
+    else:
         url = store_url(settings)
         assert url is not None
         store = open_store(url, settings.mongodb_database, server_selection_timeout_ms=STORE_CHECK_TIMEOUT_MS)

@@ -25,6 +25,7 @@ both apply); ``Forwarder.finish`` settles it with the real cost once.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -55,7 +56,7 @@ class _PartialPart:
 
     __slots__ = ("_done", "_lease")
 
-    def __init__(self, lease: Any, done: Callable[[], None]) -> None:
+    def __init__(self, lease: Any, done: Callable[[], object]) -> None:
         self._lease, self._done = lease, done
 
     def correct(self, delta: int) -> None:
@@ -148,7 +149,7 @@ class SpendAdmission:
                 if isinstance(result, Refusal):
                     self._partial.pop(cid, None)
                     self._refuse(cap, now, end, used=result.used)
-                reservation.add(_PartialPart(result, lambda c=cid: self._partial.pop(c, None)),  # type: ignore[arg-type]
+                reservation.add(_PartialPart(result, functools.partial(self._partial.pop, cid, None)),
                                 amount, "cost")
             else:
                 reservation.add(result, amount, "cost")

@@ -21,12 +21,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 
 from app.admin.service import Actor
 from app.errors import InvalidRequest, NotFound
 from app.governance.cache import GovernanceCache
-from app.governance.periods import PERIODS, iso_z, period_end, period_start
+from app.governance.periods import PERIODS, Period, iso_z, period_end, period_start
 from app.governance.resolve import MICROS_PER_CENT, user_cap
 from app.store.audit import AuditRepository
 from app.store.groups import GroupRepository
@@ -214,9 +214,9 @@ class SpendLimitService:
         Pages by user (``limit`` users, default 20; a user's rows never split); ``sort``:
         ``user`` (default, by user id) or ``spend_desc`` (highest share of a cap first);
         ``q``: a substring of the user's id, name or e-mail."""
-        wanted = [p for p in (periods or PERIODS)]
-        if any(p not in PERIODS for p in wanted):
+        if any(p not in PERIODS for p in (periods or PERIODS)):
             raise InvalidRequest(f"period: must be among {', '.join(PERIODS)}")
+        wanted = cast("list[Period]", list(periods or PERIODS))  # each checked against PERIODS above
         if sort not in (None, "user", "spend_desc"):
             raise InvalidRequest("sort: user | spend_desc")
         now = now or datetime.now(UTC)

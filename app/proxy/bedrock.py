@@ -132,7 +132,7 @@ class BedrockUpstream:
             else:
                 request = to_converse_request({**preq.params, "max_tokens": preq.params.get("max_tokens") or 1},
                                               model, betas=preq.betas)
-                converse_input = {k: request[k] for k in ("messages", "system") if k in request}
+                converse_input: dict[str, Any] = {k: request[k] for k in ("messages", "system") if k in request}
                 count = await self._runtime.count_tokens(model.model_id, converse_input, bearer_token=bearer)
             source = "bedrock"
         except ProxyError as exc:

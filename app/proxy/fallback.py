@@ -80,8 +80,8 @@ def cooldown_seconds(headers: Mapping[str, str], *, now: datetime, default_s: fl
     wait = _retry_after_s(headers.get("retry-after"), now)
     if wait is None:
         resets = [_reset_s(headers.get(f"{prefix}-reset"), now) for prefix in _exhausted_limits(headers)]
-        resets = [r for r in resets if r is not None]
-        wait = max(resets) if resets else None
+        known = [r for r in resets if r is not None]
+        wait = max(known) if known else None
     if wait is None or wait <= 0:
         wait = default_s
     return min(wait, max_s)

@@ -14,7 +14,7 @@ into them, even after a fallback from an Anthropic 429 (tests/proxy/test_retry_h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from app.errors import AuthenticationFailed
 
@@ -53,15 +53,15 @@ def client_response_headers(headers: Iterable[tuple[str, str]], provider: str) -
     return out
 
 
-def client_credential(headers: dict[str, str] | object) -> tuple[str, str] | None:
+def client_credential(headers: Mapping[str, str]) -> tuple[str, str] | None:
     """The client's Anthropic credential as ``("x-api-key"|"bearer", value)``, or None.
 
     ``headers`` is a case-insensitive mapping (Starlette ``Headers``).
     """
-    api_key = headers.get("x-api-key")  # type: ignore[attr-defined]
+    api_key = headers.get("x-api-key")
     if api_key:
         return "x-api-key", api_key
-    auth = headers.get("authorization")  # type: ignore[attr-defined]
+    auth = headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -69,7 +69,7 @@ def client_credential(headers: dict[str, str] | object) -> tuple[str, str] | Non
     return None
 
 
-def require_client_credential(headers: object) -> tuple[str, str]:
+def require_client_credential(headers: Mapping[str, str]) -> tuple[str, str]:
     """Like :func:`client_credential`; raises AuthenticationFailed with what to set."""
     credential = client_credential(headers)
     if credential is None:

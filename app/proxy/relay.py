@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -80,7 +80,7 @@ class Relay(StreamingResponse):
                     self._outcome.status, self._outcome.error_type = cancelled_outcome(self._drain, self._preq.notes)
                     await self._end()
 
-    async def _relay(self) -> AsyncIterator[bytes]:
+    async def _relay(self) -> AsyncGenerator[bytes, None]:
         self._started = True
         preq, outcome, tap = self._preq, self._outcome, UsageTap()
         preq.drop_body()  # no fallback or retry after this point: the request body is not needed

@@ -76,6 +76,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
     except ServiceUnavailable as exc:
         return _failed(request, exc.message, 503)
     wants_dashboard = signed_in.next_path == "/ui" or signed_in.next_path.startswith(("/ui/", "/ui?"))
+    response: Response
     if wants_dashboard and not signed_in.identity.admin:
         groups = ", ".join(sorted(services.sso.admin_groups)) or "(none configured)"
         response = render_page(request, "sso/error.html", {

@@ -267,7 +267,7 @@ class IndexedCollectionStore(CollectionStore):
         heap = self._heap
         if not heap:
             return
-        now = mongomock.utcnow()
+        now = mongomock.utcnow()  # type: ignore[attr-defined]  # re-exported from helpers (mongomock patches it) but missing from its __all__
         while heap and heap[0][0] <= now:
             deadline, _, name, store_id = heapq.heappop(heap)
             deadlines = self._deadlines.get(name)
@@ -345,8 +345,8 @@ class IndexedCollectionStore(CollectionStore):
         if field == "_id":
             if not all(_hashable_id(v) for v in values):
                 return None
-            ids = {_store_id(v) for v in values}
-            return len(ids), lambda: ids
+            id_set = {_store_id(v) for v in values}
+            return len(id_set), lambda: id_set
         keys = [_key(v) for v in values]
         if any(k is _UNINDEXABLE for k in keys):
             return None

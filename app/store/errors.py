@@ -55,7 +55,7 @@ DATA_ERROR_CODES = frozenset({
 })
 
 
-def _write_error_codes(exc: PyMongoError) -> list[int]:
+def _write_error_codes(exc: PyMongoError) -> list[int | None]:
     details: Any = getattr(exc, "details", None) or {}
     if isinstance(exc, BulkWriteError):
         return [err.get("code") for err in details.get("writeErrors", [])]

@@ -106,13 +106,13 @@ def open_store(mongodb_url: str | None, database: str, *, server_selection_timeo
         "serverSelectionTimeoutMS": server_selection_timeout_ms}
     if max_pool_size is not None:
         options["maxPoolSize"] = max_pool_size
-    client = AsyncIOMotorClient(
+    motor_client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(
         mongodb_url,
         tz_aware=True,
         appname="claude-code-proxy",
         **options,
     )
-    return Store(client=client, db=client[database], embedded=False)
+    return Store(client=motor_client, db=motor_client[database], embedded=False)
 
 
 INDEXES: dict[str, list[IndexModel]] = {

@@ -83,7 +83,7 @@ def stacked_bars(bars: Sequence[Bar], series: Sequence[str], *, title: str,
                      f"{escape(' (' + detail + ')') if len(series) > 1 else ''}</title>")
         parts.append(f'<rect class="hit" x="{_num(left + i * slot)}" y="{top}" width="{_num(slot)}" '
                      f'height="{plot_h}"/>')
-        base = top + plot_h
+        base: float = top + plot_h
         for k, value in enumerate(bar.values):
             if value <= 0:
                 continue

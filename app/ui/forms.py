@@ -114,12 +114,14 @@ def usage_query(params: Mapping[str, Any], now: datetime, *, default_tz: str | N
     if range_name != "custom":
         start, end = now - RANGES[range_name], now
     else:
-        end = query.parse_time(to_text, zone, name="to")
-        if end is not None and len(to_text) == 10:  # a bare date: through the end of that day
-            end += timedelta(days=1)
-        end = min(end or now, now)
-        start = query.parse_time(from_text, zone, name="from")
-        if start is None:  # "custom" just picked: start from the last 7 days, shown in the inputs
+        asked_end = query.parse_time(to_text, zone, name="to")
+        if asked_end is not None and len(to_text) == 10:  # a bare date: through the end of that day
+            asked_end += timedelta(days=1)
+        end = min(asked_end or now, now)
+        asked_start = query.parse_time(from_text, zone, name="from")
+        if asked_start is not None:
+            start = asked_start
+        else:  # "custom" just picked: start from the last 7 days, shown in the inputs
             start = end - RANGES["7d"]
             from_text = start.astimezone(zone).date().isoformat()
         if start >= end:

@@ -10,6 +10,7 @@ Any bad key gets the same "unknown, revoked or expired" message (as the proxy an
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -37,10 +38,10 @@ async def me_context(services: Services, principal: Principal, params: dict[str,
     from datetime import UTC, datetime
 
     usage = usage_query(params, datetime.now(UTC))
-    common = {"start": usage.start, "end": usage.end, "granularity": usage.granularity, "tz": usage.tz,
-              "retention": services.usage.retention}
-    key_report = await query.usage_report(services.store.db, access_key_id=principal.access_key_id, **common)
-    user_report = await query.usage_report(services.store.db, user_id=principal.user_id, **common)
+    report = functools.partial(query.usage_report, services.store.db, start=usage.start, end=usage.end,
+                               granularity=usage.granularity, tz=usage.tz, retention=services.usage.retention)
+    key_report = await report(access_key_id=principal.access_key_id)
+    user_report = await report(user_id=principal.user_id)
     quota = await services.quotas.status(principal) if services.quotas is not None else {}
     user = await services.users.get(principal.user_id) or {}
     return {"usage": usage, "principal": principal, "user_name": user.get("name"),

@@ -63,7 +63,9 @@ async def remove_price(request: Request, services: ServicesDep, session: AdminPo
 
 @router.get("/model-map")
 async def model_map_page(request: Request, services: ServicesDep, _: AdminSession) -> Response:
-    described = await services.model_map.describe()
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    described = await model_map.describe()
     return render(request, "model_map/index.html", {
         **described, "notice": NOTICES.get(request.query_params.get("notice", ""))})
 
@@ -71,12 +73,16 @@ async def model_map_page(request: Request, services: ServicesDep, _: AdminSessio
 @router.post("/model-map")
 async def set_model_map(request: Request, services: ServicesDep, session: AdminPost, anthropic_model: Text = "",
                         bedrock_model_id: Text = "") -> Response:
-    await services.model_map.put(actor(request, session), anthropic_model.strip(), bedrock_model_id.strip())
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    await model_map.put(actor(request, session), anthropic_model.strip(), bedrock_model_id.strip())
     return RedirectResponse("/ui/model-map?notice=map-set", status_code=303)
 
 
 @router.post("/model-map/remove")
 async def remove_model_map(request: Request, services: ServicesDep, session: AdminPost,
                            anthropic_model: Text = "") -> Response:
-    await services.model_map.delete(actor(request, session), anthropic_model.strip())
+    model_map = services.model_map
+    assert model_map is not None  # app.main always sets it; only hand-built test Services omit it
+    await model_map.delete(actor(request, session), anthropic_model.strip())
     return RedirectResponse("/ui/model-map?notice=map-removed", status_code=303)

@@ -21,7 +21,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 from app.errors import RateLimited
 from app.store.usage_reads import UsageReader
@@ -55,7 +55,7 @@ _PERIOD = {"minute": "this minute", "day": "today (UTC)", "month": "this month (
 class Claim:
     """One limit of one scope for one request: ``amount`` and ``limit`` in the counter's units."""
 
-    scope: str
+    scope: Scope
     scope_id: str
     spec: LimitSpec
     limit_value: float  # as set (USD for cost)
@@ -177,7 +177,7 @@ class QuotaAdmission:
             return used[claim.spec.window][claim.spec.metric]
         return initial
 
-    def _reject(self, claim: Claim, now: datetime, used: int | None) -> None:
+    def _reject(self, claim: Claim, now: datetime, used: int | None) -> NoReturn:
         retry_after_s = max(1.0, (claim.end - now).total_seconds())
         spec, limit = claim.spec, claim.limit_value
         if used is None:

@@ -15,8 +15,22 @@ characters into logs, CSV or HTML); cut at the field's cap (ATTRIBUTION_HEADERS)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, TypedDict
 
-ATTRIBUTION_HEADERS: dict[str, tuple[str, int]] = {
+AttributionField = Literal["session_id", "agent_id", "parent_agent_id", "request_class", "compaction"]
+
+
+class Attribution(TypedDict, total=False):
+    """The UsageEvent attribution fields present, each a cleaned, bounded label."""
+
+    session_id: str
+    agent_id: str
+    parent_agent_id: str
+    request_class: str
+    compaction: str
+
+
+ATTRIBUTION_HEADERS: dict[str, tuple[AttributionField, int]] = {
     "x-claude-code-session-id": ("session_id", 128),
     "x-claude-code-agent-id": ("agent_id", 128),
     "x-claude-code-parent-agent-id": ("parent_agent_id", 128),
@@ -36,12 +50,12 @@ def clean_label(value: object, cap: int) -> str | None:
     return kept[:cap] or None
 
 
-def attribution_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def attribution_from_headers(headers: Mapping[str, str]) -> Attribution:
     """Request headers (any mapping; Starlette's ``Headers`` or a plain dict, any case) ->
     ``{UsageEvent field: value}`` for the attribution headers present with a usable value, e.g.
     ``{"session_id": "3f2a...", "agent_id": "a1", "parent_agent_id": "main"}``. Never raises."""
     lowered = {k.lower(): v for k, v in headers.items()} if not hasattr(headers, "getlist") else headers
-    out: dict[str, str] = {}
+    out: Attribution = {}
     for header, (field, cap) in ATTRIBUTION_HEADERS.items():
         value = clean_label(lowered.get(header), cap)
         if value is not None:

@@ -76,5 +76,5 @@ async def export_usage_csv(db: Any, users: Any, start: datetime | None, end: dat
 
     first, stop = export_range(start, end, now or datetime.now(UTC))
     buckets = await user_day_buckets(db, first, stop)
-    names = await users.get_many(sorted({b.get("user_id") for b in buckets if b.get("user_id")}))
+    names = await users.get_many(sorted({b["user_id"] for b in buckets if b.get("user_id")}))
     return to_csv(to_rows(buckets, names)), first, stop

@@ -40,7 +40,7 @@ class Price:
                    cache_read=_rate(cache_read, base * CACHE_READ_MULTIPLIER))
 
     def scaled(self, factor: Decimal) -> Price:
-        return Price(*(getattr(self, f) * factor for f in RATE_FIELDS),
+        return Price(**{f: getattr(self, f) * factor for f in RATE_FIELDS},
                      long_context=self.long_context.scaled(factor) if self.long_context else None)
 
     def rates(self) -> dict[str, str]:

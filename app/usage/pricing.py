@@ -149,7 +149,7 @@ def override_price(raw_key: str, rates: Mapping[str, Any], base: Price | None) -
         base = Price.of(values["input"], values["output"])  # type: ignore[arg-type]
     # A new input or output rate makes the shipped long-context tier meaningless.
     keep_long = "input" not in values and "output" not in values
-    return Price(*(values.get(f, getattr(base, f)) for f in RATE_FIELDS),
+    return Price(**{f: values.get(f, getattr(base, f)) for f in RATE_FIELDS},
                  long_context=base.long_context if keep_long else None)
 
 

@@ -29,12 +29,13 @@ TO = Query(None, description="ISO 8601 end, exclusive (default: now)")
 
 
 async def _report(services: Services, *, from_: str | None, to: str | None, granularity: str | None,
-                  tz: str | None, **scope: str | None) -> dict[str, Any]:
+                  tz: str | None, user_id: str | None = None, access_key_id: str | None = None,
+                  provider: str | None = None, model: str | None = None) -> dict[str, Any]:
     zone = query.parse_zone(tz)
     return await query.usage_report(
         services.store.db, start=query.parse_time(from_, zone), end=query.parse_time(to, zone, name="to"),
         granularity=query.parse_granularity(granularity), tz=zone.key, retention=services.usage.retention,
-        **scope)
+        user_id=user_id, access_key_id=access_key_id, provider=provider, model=model)
 
 
 @router.get("/admin/usage", tags=["admin"])

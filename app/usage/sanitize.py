@@ -138,9 +138,9 @@ def cleaned_fields(event: UsageEvent) -> dict[str, Any]:
             changes[name] = clean
     for name in TOKEN_FIELDS:
         value = getattr(event, name)
-        clean = clean_count(value)
-        if clean != value or type(value) is not int:
-            changes[name] = clean
+        count = clean_count(value)
+        if count != value or type(value) is not int:
+            changes[name] = count
     status = clean_count(event.status, MAX_STATUS)
     if status != event.status or type(event.status) is not int:
         changes["status"] = status
