@@ -93,3 +93,19 @@ def anon(ui_proxy: RunningProxy) -> Iterator[UiClient]:
     client = UiClient(ui_proxy.url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Debian Chromium (Playwright) per test module, for the browser-marked modules
+    (they skip when Chromium or Playwright is missing). A module that needs other launch flags
+    (e.g. a host-resolver rule) defines its own."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield chromium
+        chromium.close()

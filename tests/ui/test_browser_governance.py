@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, RunningProxy
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, HTMX_FILE, Console, new_page, shot
+from tests.ui.test_browser import CHROMIUM, HTMX_FILE, Console, new_page, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,14 +20,6 @@ pytestmark = [
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def test_governance_pages_at_390_px(browser: object, ui_proxy: RunningProxy) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, RunningProxy
-from tests.ui.test_browser import ARGS, ARTIFACTS, CHROMIUM, HTMX_FILE, Console, new_page, send_messages, shot
+from tests.ui.test_browser import ARTIFACTS, CHROMIUM, HTMX_FILE, Console, new_page, send_messages, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,14 +21,6 @@ pytestmark = [
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def model_totals(proxy: RunningProxy, model: str) -> dict[str, Any]:
