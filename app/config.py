@@ -150,6 +150,13 @@ class Settings(BaseSettings):
     bedrock_max_connections: int = Field(1000, gt=0)
     bedrock_pool_timeout_s: float = Field(10.0, gt=0)  # wait for a free one, then 503 overloaded_error
 
+    # --- InvokeModel as an option (issue 13, branch invoke: app/bedrock/api_choice.py) -------------
+    # Models served through InvokeModel with the native body instead of Converse: Anthropic model ids
+    # or globs, JSON list (e.g. ["claude-opus-*"]); empty: Converse for all (docs/translation.md#invokemodel).
+    bedrock_invoke_models: list[str] = Field(default_factory=list)
+    # Requests Converse cannot carry (tool search, defer_loading tools) go to InvokeModel when the model has the feature.
+    bedrock_invoke_for_tool_search: bool = True
+
     # --- single sign-on (issue 17, branch sso: app/sso/, docs/sso.md) --------------------------
     # OIDC authorization code + PKCE. Unset issuer: no SSO (the local admin password only).
     # Needs public_base_url: the one redirect URI is {public_base_url}/auth/oidc/callback.

@@ -20,6 +20,7 @@ from app.admin.service import AdminService
 from app.auth.access import AccessKeyResolver
 from app.auth.admin import AdminAuth
 from app.auth.metrics import watch_auth
+from app.bedrock.api_choice import ApiChoice
 from app.bedrock.clients import BedrockClients
 from app.bedrock.credentials import BedrockKeys
 from app.bedrock.models import MODELS
@@ -152,7 +153,9 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
     bedrock_keys = BedrockKeys(keys, cipher)
     bedrock = BedrockUpstream(bedrock_runtime, bedrock_keys, model_map=model_map,
                               profile_prefix=settings.bedrock_inference_profile_prefix,
-                              ping_interval_s=settings.bedrock_ping_interval_s, drain=drain)
+                              ping_interval_s=settings.bedrock_ping_interval_s, drain=drain,
+                              api_choice=ApiChoice(tuple(settings.bedrock_invoke_models),
+                                                   settings.bedrock_invoke_for_tool_search))
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,

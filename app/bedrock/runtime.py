@@ -1,18 +1,23 @@
-"""BedrockRuntime: the proxy's only Amazon Bedrock API calls (Converse, ConverseStream, CountTokens),
+"""BedrockRuntime: the proxy's only Amazon Bedrock API calls (Converse, ConverseStream, InvokeModel,
+InvokeModelWithResponseStream, CountTokens),
 over the clients of ``clients.py``, with every failure translated to a ProxyError by
 ``map_bedrock_errors`` (app/bedrock/errors.py).
 
 Sources: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
-/API_runtime_ConverseStream.html, /API_runtime_CountTokens.html
+/API_runtime_ConverseStream.html, /API_runtime_InvokeModel.html,
+/API_runtime_InvokeModelWithResponseStream.html, /API_runtime_CountTokens.html
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from app.bedrock.clients import BedrockClients
 from app.bedrock.errors import map_bedrock_errors
+
+JSON = "application/json"  # contentType / accept of the InvokeModel calls
 
 
 class BedrockRuntime:
@@ -46,6 +51,33 @@ class BedrockRuntime:
             with map_bedrock_errors():
                 response = await client.converse_stream(**request)
             stream = response["stream"]
+            try:
+                with map_bedrock_errors():
+                    async for event in stream:
+                        yield event
+            finally:
+                stream.close()
+
+    async def invoke_model(self, model_id: str, body: bytes, *, bearer_token: str | None = None) -> Any:
+        """InvokeModel with a native body (JSON bytes, app/bedrock/invoke.py); returns the answer's
+        JSON body parsed (for Claude: a Messages API ``Message``; app/bedrock/invoke_response.py checks
+        it). A body that is not JSON raises ProxyError (502, malformed response)."""
+        async with self.clients.lease(bearer_token) as client:
+            with map_bedrock_errors():
+                response = await client.invoke_model(modelId=model_id, body=body, contentType=JSON, accept=JSON)
+                async with response["body"] as stream:
+                    return json.loads(await stream.read())
+
+    async def invoke_model_with_response_stream(self, model_id: str, body: bytes, *,
+                                                bearer_token: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """InvokeModelWithResponseStream as an async generator of botocore's events:
+        ``{"chunk": {"bytes": b'<one native stream event as JSON>'}}``. Errors, exception frames,
+        corrupt frames, disconnects and early stops behave as in :meth:`converse_stream`."""
+        async with self.clients.lease(bearer_token) as client:
+            with map_bedrock_errors():
+                response = await client.invoke_model_with_response_stream(
+                    modelId=model_id, body=body, contentType=JSON, accept=JSON)
+            stream = response["body"]
             try:
                 with map_bedrock_errors():
                     async for event in stream:

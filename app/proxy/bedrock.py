@@ -1,5 +1,7 @@
 """BedrockUpstream: serving a Messages API call from Amazon Bedrock (Converse / ConverseStream),
 translated so the client cannot tell: same JSON shape, same SSE grammar, the model id the client asked for.
+Requests ``api_choice.ApiChoice`` picks go to InvokeModel / InvokeModelWithResponseStream with the
+native body instead (``_invoke``: same retry, relay, pings, outcome and headers; issue 13).
 
 Errors before the first byte are raised as ProxyError (the Forwarder decides what the client sees;
 a malformed Converse answer is one too: 502 ``api_error``). A stream goes through the one ``Relay``
@@ -21,9 +23,11 @@ from typing import Any, TypeVar
 import anyio
 from starlette.responses import Response
 
+from app.bedrock.api_choice import ApiChoice
 from app.bedrock.capability import CapabilityRejected, with_betas
 from app.bedrock.credentials import BedrockKeys
-from app.bedrock.invoke import invoke_body_bytes, to_invoke_body
+from app.bedrock.invoke import invoke_body_bytes, needs_tool_search, supports_tool_search, to_invoke_body
+from app.bedrock.invoke_response import InvokeStreamTranslator, to_client_message
 from app.bedrock.models import BedrockModel, resolve_model
 from app.bedrock.request import dropped_fields, thinking_omitted, to_converse_request
 from app.bedrock.response import new_message_id, to_message
@@ -49,6 +53,7 @@ T = TypeVar("T")
 FALLBACK_REASON_HEADER = "x-proxy-fallback-reason"
 BEDROCK_POOL_EXHAUSTED = "bedrock_pool_exhausted"  # note on the usage event
 TOKEN_COUNT_HEADER = "x-proxy-token-count"
+INVOKE_NOTE = "invoke_model"  # on the usage event, with the reason: "invoke_model:configured" / ":tool_search"
 Events = AsyncGenerator[dict[str, Any], None]
 
 
@@ -56,8 +61,10 @@ class BedrockUpstream:
     """``await serve(preq, outcome) -> Response`` (a ``Relay`` for streams)."""
 
     def __init__(self, runtime: BedrockRuntime, keys: BedrockKeys, *, model_map: ModelMapCache,
-                 profile_prefix: str, ping_interval_s: float = 10.0, drain: Drain | None = None) -> None:
+                 profile_prefix: str, ping_interval_s: float = 10.0, drain: Drain | None = None,
+                 api_choice: ApiChoice | None = None) -> None:
         self._runtime, self._keys = runtime, keys
+        self._api_choice = api_choice or ApiChoice()
         self._model_map, self._profile_prefix = model_map, profile_prefix
         self._ping_interval_s = ping_interval_s
         self._drain = drain
@@ -88,6 +95,9 @@ class BedrockUpstream:
             outcome.status, outcome.usage = 200, usage_from_message(local["usage"])
             body, content_headers = render_answer(local, stream=preq.stream)
             return raw_response(body, 200, [*content_headers, *headers])
+        if (reason := self._api_choice.invoke_reason(preq.params, model)) is not None:
+            preq.notes.append(f"{INVOKE_NOTE}:{reason}")
+            return await self._invoke(preq, outcome, model, bearer, headers)
         if preq.stream:
             return await self._stream(preq, outcome, model, bearer, headers)
         response = await self._call(preq, model, lambda request: self._runtime.converse(request, bearer_token=bearer))
@@ -98,16 +108,18 @@ class BedrockUpstream:
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         return raw_response(body, 200, [("content-type", "application/json"), *headers])
 
-    async def _call(self, preq: ProxyRequest, model: BedrockModel,
-                    send: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
-        """``send(converse_request)`` for ``preq``, under the one thinking-signature retry
-        (``thinking.with_thinking_retry``): Bedrock says so with a ValidationException (400)."""
+    async def _call(self, preq: ProxyRequest, model: BedrockModel, send: Callable[[Any], Awaitable[T]], *,
+                    build: Callable[[dict[str, Any]], Any] | None = None) -> T:
+        """``send(build(params))`` for ``preq`` (``build``: the Converse request by default), under the
+        one thinking-signature retry (``thinking.with_thinking_retry``): Bedrock says so with a
+        ValidationException (400)."""
         if dropped := dropped_fields(preq.params):
             log.debug("fields not sent to bedrock: %s", ", ".join(sorted(dropped)))
 
         async def attempt(params: dict[str, Any]) -> T:
             try:
-                return await send(to_converse_request(params, model, betas=preq.betas))
+                request = build(params) if build else to_converse_request(params, model, betas=preq.betas)
+                return await send(request)
             except InvalidRequest as exc:
                 if rejects_signature(params, exc.message):
                     raise SignatureRejected from exc
@@ -119,6 +131,48 @@ class BedrockUpstream:
                 raise error from exc
 
         return await with_thinking_retry(preq.params, preq.notes, attempt)
+
+    async def _invoke(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
+                      headers: list[tuple[str, str]]) -> Response:
+        """InvokeModel / InvokeModelWithResponseStream with the native body (app/bedrock/invoke.py),
+        the answer made the client's by app/bedrock/invoke_response.py."""
+        tool_search = needs_tool_search(preq.params) and supports_tool_search(model)
+        client_model = preq.model or model.anthropic_model
+        omit_thinking = thinking_omitted(preq.params)
+
+        def build(params: dict[str, Any]) -> bytes:
+            return invoke_body_bytes(to_invoke_body(params, model, betas=preq.betas, tool_search=tool_search))
+
+        if not preq.stream:
+            native = await self._call(preq, model, build=build, send=lambda body: self._runtime.invoke_model(
+                model.model_id, body, bearer_token=bearer))
+            message = to_client_message(native, model=client_model, message_id=new_message_id(),
+                                        omit_thinking=omit_thinking)
+            outcome.status, outcome.usage = 200, usage_from_message(message.get("usage"))
+            body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+            return raw_response(body, 200, [("content-type", "application/json"), *headers])
+
+        async def open_stream(body: bytes) -> tuple[Events, dict[str, Any] | None]:
+            events = self._runtime.invoke_model_with_response_stream(model.model_id, body, bearer_token=bearer)
+            try:
+                first = await anext(events)  # errors before the first byte surface here
+            except StopAsyncIteration:
+                first = None
+            return events, first
+
+        events, first = await self._call(preq, model, open_stream, build=build)
+        translator = InvokeStreamTranslator(client_model, new_message_id(), omit_thinking=omit_thinking)
+
+        async def close() -> None:
+            try:
+                await events.aclose()
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+
+        return Relay(preq, outcome, self._sse(events, first, translator), close=close, upstream="Bedrock",
+                     status_code=200, drain=self._drain,
+                     headers=[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"),
+                              *headers])
 
     async def _count_tokens(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
                             headers: list[tuple[str, str]]) -> Response:
@@ -169,8 +223,9 @@ class BedrockUpstream:
                               *headers])
 
     async def _sse(self, events: Events, first: dict[str, Any] | None,
-                   translator: StreamTranslator) -> AsyncGenerator[bytes, None]:
-        """ConverseStream events -> Anthropic SSE bytes, a ``ping`` while Bedrock is silent.
+                   translator: StreamTranslator | InvokeStreamTranslator) -> AsyncGenerator[bytes, None]:
+        """ConverseStream (or InvokeModelWithResponseStream) events -> Anthropic SSE bytes, a ``ping``
+        while Bedrock is silent.
         Raises ProxyError (mid-stream failures, ``MalformedResponse``)."""
         pending: asyncio.Future[dict[str, Any]] | None = None
         try:

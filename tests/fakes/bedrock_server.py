@@ -4,7 +4,10 @@ that drive the real aiobotocore client (and the proxy) over loopback.
 Routes as botocore calls them (bedrock-runtime service-2.json; ``modelId`` is URL-encoded, e.g.
 ``us.anthropic.claude-sonnet-4-20250514-v1%3A0``, and may be an ARN containing ``/``):
 ``POST /model/{modelId}/converse`` (JSON), ``/converse-stream`` (``application/vnd.amazon.eventstream``,
-chunked) and ``/count-tokens`` (both input forms: ``converse``, and ``invokeModel`` whose base64
+chunked), ``/invoke`` (InvokeModel: the native Anthropic body in, a native Message out),
+``/invoke-with-response-stream`` (InvokeModelWithResponseStream: event-stream ``chunk`` events whose
+payload is ``{"bytes": "<base64 of one native stream event's JSON>"}``, the last one, ``message_stop``,
+carrying ``amazon-bedrock-invocationMetrics``; botocore's ``ResponseStream`` / ``PayloadPart``) and ``/count-tokens`` (both input forms: ``converse``, and ``invokeModel`` whose base64
 ``body`` is a native Anthropic body, checked by ``native_body_error``). Errors look like the service's: ``x-amzn-ErrorType:
 <Code>:http://internal.amazon.com/coral/com.amazon.bedrock/`` and ``{"message": ...}``.
 
@@ -15,8 +18,9 @@ chunked) and ``/count-tokens`` (both input forms: ``converse``, and ``invokeMode
         ...
         assert fake.requests[0].operation == "ConverseStream"
 
-A content Reply (``converse_text``, ``stream_text``, ``stream_tool_use`` ...) answers either route:
-a Converse JSON body for ``/converse``, its ConverseStream events for ``/converse-stream``.
+A content Reply (``converse_text``, ``stream_text``, ``stream_tool_use`` ...) answers any route:
+a Converse JSON body for ``/converse``, its ConverseStream events for ``/converse-stream``, the same
+content as a native Message for ``/invoke`` and as native stream events for ``/invoke-with-response-stream``.
 Shapes: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html
 """
 
@@ -57,13 +61,18 @@ ERROR_STATUS: Mapping[str, int] = {
     "ModelNotReadyException": 429, "ThrottlingException": 429, "ServiceQuotaExceededException": 400,
     "InternalServerException": 500, "ServiceUnavailableException": 503,
 }
-OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "count-tokens": "CountTokens"}
+OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "count-tokens": "CountTokens",
+              "invoke": "InvokeModel", "invoke-with-response-stream": "InvokeModelWithResponseStream"}
+STREAM_OPERATIONS = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
+INVOKE_OPERATIONS = frozenset({"InvokeModel", "InvokeModelWithResponseStream"})
+NATIVE_MODEL = "claude-fake-bedrock-native"  # the ``model`` a native answer names (the proxy must replace it)
+METRICS_KEY = "amazon-bedrock-invocationMetrics"
 _ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class RecordedRequest(RecordedMixin):
-    operation: str                   # "Converse" | "ConverseStream" | "CountTokens" (AWS names)
+    operation: str                   # "Converse" | "ConverseStream" | "InvokeModel" | ... (AWS names)
     model_id: str                    # URL-decoded, e.g. "us.anthropic.claude-...-v1:0"
     raw_path: str                    # as sent, e.g. "/model/us.anthropic...-v1%3A0/converse"
     headers: list[tuple[str, str]]   # lower-cased names, in order
@@ -87,6 +96,14 @@ def is_converse_stream(request: RecordedRequest) -> bool:
 
 def is_count_tokens(request: RecordedRequest) -> bool:
     return request.operation == "CountTokens"
+
+
+def is_invoke(request: RecordedRequest) -> bool:
+    return request.operation == "InvokeModel"
+
+
+def is_invoke_stream(request: RecordedRequest) -> bool:
+    return request.operation == "InvokeModelWithResponseStream"
 
 
 @dataclass(frozen=True)
@@ -122,9 +139,50 @@ class Reply:
     events_before_exception: int | None = None
     disconnect_after_events: int | None = None
     corrupt_frame: tuple[int, str] | None = None
+    native_events: tuple[dict[str, Any], ...] | None = None  # explicit native stream events (invoke routes)
+    invocation_metrics: bool = True  # message_stop carries amazon-bedrock-invocationMetrics (invoke stream)
 
     def resolved_stop_reason(self) -> str:
-        return self.stop_reason or ("tool_use" if any("toolUse" in b for b in self.content) else "end_turn")
+        return self.stop_reason or ("tool_use" if any("toolUse" in b or b.get("type") == "tool_use"
+                                                      for b in self.content) else "end_turn")
+
+    def native_usage(self) -> dict[str, int]:
+        return {"input_tokens": self.usage.get("inputTokens", 0), "output_tokens": self.usage.get("outputTokens", 0),
+                "cache_creation_input_tokens": self.usage.get("cacheWriteInputTokens", 0),
+                "cache_read_input_tokens": self.usage.get("cacheReadInputTokens", 0)}
+
+    def native_body(self) -> dict[str, Any]:
+        """The InvokeModel answer: a native Anthropic Message (Bedrock's own id and model name)."""
+        return {"id": f"msg_bdrk_fake{next(_ids):08d}", "type": "message", "role": "assistant",
+                "model": NATIVE_MODEL, "content": [native_block(b) for b in self.content],
+                "stop_reason": self.resolved_stop_reason(), "stop_sequence": None, "usage": self.native_usage()}
+
+    def invoke_stream_events(self) -> list[dict[str, Any]]:
+        """The InvokeModelWithResponseStream events in botocore's shape, ``{"chunk": {"bytes": <JSON>}}``
+        (the encoder base64s the bytes into the frame's payload, as the service does)."""
+        return [{"chunk": {"bytes": json.dumps(e, separators=(",", ":")).encode()}} for e in self.native_stream()]
+
+    def native_stream(self) -> list[dict[str, Any]]:
+        """The native stream events: ``native_events``, or those derived from ``content``."""
+        if self.native_events is not None:
+            return [dict(e) for e in self.native_events]
+        usage = self.native_usage()
+        start_usage = {**usage, "output_tokens": 1}
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": {
+            "id": f"msg_bdrk_fake{next(_ids):08d}", "type": "message", "role": "assistant", "model": NATIVE_MODEL,
+            "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}]
+        for index, block in enumerate(self.content):
+            events += _native_block_events(index, native_block(block), self.chunk)
+        events.append({"type": "message_delta", "delta": {"stop_reason": self.resolved_stop_reason(),
+                                                          "stop_sequence": None},
+                       "usage": {"output_tokens": usage["output_tokens"]}})
+        stop: dict[str, Any] = {"type": "message_stop"}
+        if self.invocation_metrics:
+            stop[METRICS_KEY] = {"inputTokenCount": usage["input_tokens"], "outputTokenCount": usage["output_tokens"],
+                                 "invocationLatency": self.latency_ms, "firstByteLatency": self.latency_ms // 3,
+                                 "cacheReadInputTokenCount": usage["cache_read_input_tokens"],
+                                 "cacheWriteInputTokenCount": usage["cache_creation_input_tokens"]}
+        return events + [stop]
 
     def converse_body(self) -> dict[str, Any]:
         """The Converse response JSON (bytes blobs base64-encoded by the encoder)."""
@@ -176,6 +234,48 @@ def _block_events(index: int, block: Mapping[str, Any], chunk: int) -> list[dict
         raise ValueError(f"unsupported content block: {sorted(block)}")
     events += [{"contentBlockDelta": {"contentBlockIndex": index, "delta": d}} for d in deltas]
     return events + [{"contentBlockStop": {"contentBlockIndex": index}}]
+
+
+def native_block(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A Converse content block -> the native Anthropic block (a block with ``type`` is native already)."""
+    if "type" in block:
+        return dict(block)
+    if "text" in block:
+        return {"type": "text", "text": block["text"]}
+    if "toolUse" in block:
+        tool = block["toolUse"]
+        return {"type": "tool_use", "id": tool["toolUseId"], "name": tool["name"], "input": dict(tool["input"])}
+    reasoning = block["reasoningContent"]
+    if "redactedContent" in reasoning:
+        return {"type": "redacted_thinking", "data": base64.b64encode(reasoning["redactedContent"]).decode()}
+    text = reasoning["reasoningText"]
+    return {"type": "thinking", "thinking": text["text"], "signature": text.get("signature", "")}
+
+
+def _native_block_events(index: int, block: dict[str, Any], chunk: int) -> list[dict[str, Any]]:
+    """content_block_start / _delta... / _stop for one native block, as Anthropic streams it."""
+    kind = block["type"]
+    if kind == "text":
+        start, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": t}
+                                                        for t in _pieces(block["text"], chunk)]
+    elif kind == "tool_use":
+        start = {**block, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(block["input"]), chunk)]
+    elif kind == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": t} for t in _pieces(block["thinking"], chunk)]
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    else:  # redacted_thinking, server tool blocks: whole in their start event
+        start, deltas = block, []
+    return ([{"type": "content_block_start", "index": index, "content_block": start}]
+            + [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+            + [{"type": "content_block_stop", "index": index}])
+
+
+def native_stream_reply(*events: dict[str, Any], **options: Any) -> Reply:
+    """An invoke-stream reply made of exactly these native events (each one ``chunk``)."""
+    return Reply(native_events=tuple(events), **options)
 
 
 # --- reply helpers --------------------------------------------------------------------------
@@ -300,6 +400,7 @@ def validation_error(messages: Any) -> str | None:
 
 
 NATIVE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+TOOL_SEARCH_BETA = "tool-search-tool-2025-10-19"
 
 
 def count_tokens_invoke_body(recorded: RecordedRequest) -> Any:
@@ -329,6 +430,13 @@ def native_body_error(body: Any) -> str | None:
         return "max_tokens must be greater than thinking.budget_tokens"
     if "tools" in body and not body["tools"]:
         return "tools: List should have at least 1 item after validation, not 0"
+    tool_search = TOOL_SEARCH_BETA in (body.get("anthropic_beta") or [])
+    for index, tool in enumerate(body.get("tools") or []):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in (None, "custom") and not (tool_search and str(kind).startswith("tool_search_tool_")):
+            return f"tools.{index}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+        if isinstance(tool, dict) and "defer_loading" in tool and not tool_search:
+            return f"tools.{index}.custom.defer_loading: Extra inputs are not permitted"
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict) \
             or messages[0].get("role") != "user":
@@ -369,8 +477,9 @@ class _ReplyResponse(Response):
         if reply.stall_s and not await self._pause(reply.stall_s, receive):
             return
         headers = {"x-amzn-requestid": f"fake-{next(_ids):08d}", **reply.headers}
-        if reply.json_body is not None or self.operation != "ConverseStream" or reply.status != 200:
-            body = reply.json_body if reply.json_body is not None else reply.converse_body()
+        if reply.json_body is not None or self.operation not in STREAM_OPERATIONS or reply.status != 200:
+            body = reply.json_body if reply.json_body is not None else (
+                reply.native_body() if self.operation == "InvokeModel" else reply.converse_body())
             await send({"type": "http.response.start", "status": reply.status, "headers": [
                 (b"content-type", b"application/json"),
                 *((k.lower().encode(), v.encode()) for k, v in headers.items())]})
@@ -379,7 +488,8 @@ class _ReplyResponse(Response):
         headers["content-type"] = EVENTSTREAM_CONTENT_TYPE
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
-        events = reply.stream_events()
+        events = (reply.invoke_stream_events() if self.operation == "InvokeModelWithResponseStream"
+                  else reply.stream_events())
         if reply.exception is not None and reply.events_before_exception is not None:
             events = events[:reply.events_before_exception]
         if reply.corrupt_frame is not None:
@@ -431,7 +541,8 @@ class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
             self.disconnects = 0
 
     def calls(self, operation: str) -> list[RecordedRequest]:
-        """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens")."""
+        """Recorded calls of one operation ("Converse", "ConverseStream", "CountTokens", "InvokeModel",
+        "InvokeModelWithResponseStream")."""
         return [r for r in self.requests if r.operation == operation]
 
     def _check(self, recorded: RecordedRequest) -> Reply | None:
@@ -445,8 +556,9 @@ class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
             return http_error(400, "SerializationException", "Could not parse the request body.")
         if not self.validate or not isinstance(body, dict):
             return None
-        if recorded.operation == "CountTokens" and "invokeModel" in (body.get("input") or {}):
-            native = count_tokens_invoke_body(recorded)
+        if recorded.operation in INVOKE_OPERATIONS or (
+                recorded.operation == "CountTokens" and "invokeModel" in (body.get("input") or {})):
+            native = body if recorded.operation in INVOKE_OPERATIONS else count_tokens_invoke_body(recorded)
             if (message := native_body_error(native)) is not None:
                 return http_error(400, "ValidationException", message)
             return None  # the native API merges consecutive turns of one role: no alternation rule
