@@ -154,8 +154,9 @@ class Settings(BaseSettings):
     # Models served through InvokeModel with the native body instead of Converse: Anthropic model ids
     # or globs, JSON list (e.g. ["claude-opus-*"]); empty: Converse for all (docs/translation.md#invokemodel).
     bedrock_invoke_models: list[str] = Field(default_factory=list)
-    # Requests Converse cannot carry (tool search, defer_loading tools) go to InvokeModel when the model has the feature.
-    bedrock_invoke_for_tool_search: bool = True
+    # Models (ids or globs, JSON list; ["*"]: all) whose requests Converse cannot carry (tool search:
+    # defer_loading tools, as Claude Code sends) go to InvokeModel, if Bedrock has tool search for the model.
+    bedrock_invoke_when_needed_models: list[str] = Field(default_factory=list)
 
     # --- single sign-on (issue 17, branch sso: app/sso/, docs/sso.md) --------------------------
     # OIDC authorization code + PKCE. Unset issuer: no SSO (the local admin password only).

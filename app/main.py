@@ -155,7 +155,7 @@ async def build_services(settings: Settings, *, metrics: ProxyMetrics | None = N
                               profile_prefix=settings.bedrock_inference_profile_prefix,
                               ping_interval_s=settings.bedrock_ping_interval_s, drain=drain,
                               api_choice=ApiChoice(tuple(settings.bedrock_invoke_models),
-                                                   settings.bedrock_invoke_for_tool_search))
+                                                   tuple(settings.bedrock_invoke_when_needed_models)))
     services = Services(
         settings=settings, store=store, users=users, access_keys=keys, usage=usage, audit=audit,
         admin=AdminService(users, keys, audit, resolver, secrets.secret_key,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -34,6 +35,7 @@ HELLO = {"model": INVOKE_MODEL, "max_tokens": 64, "messages": [{"role": "user", 
 TOOL = {"name": "get_weather", "description": "Weather for a city",
         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
 TOOL_SEARCH = {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}
+CLAUDE_CODE_REQUEST = Path(__file__).parents[1] / "fixtures" / "claude_code_request.json"
 FOREIGN_ID = "functions.Read:0"  # an id another provider minted: not in Bedrock's alphabet
 
 
@@ -47,7 +49,8 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 def iv_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
     yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
                                          default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0,
-                                         bedrock_invoke_models=["claude-opus-4-*"]))
+                                         bedrock_invoke_models=["claude-opus-4-*"],
+                                         bedrock_invoke_when_needed_models=["claude-sonnet-*"]))
 
 
 def sdk(proxy: RunningProxy, *, key: str | None = None) -> anthropic.Anthropic:
@@ -294,13 +297,31 @@ def test_tool_search_request_goes_to_invoke_with_its_native_fields(iv_proxy: Run
     assert last_event(iv_proxy)["notes"] == ["invoke_model:tool_search"]
 
 
-def test_tool_search_stays_on_converse_when_switched_off(fake_anthropic: FakeAnthropic,
-                                                         fake_bedrock: FakeBedrock) -> None:
+def test_tool_search_stays_on_converse_by_default(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> None:
     settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                             default_fallback_policy="bedrock_only", bedrock_invoke_for_tool_search=False)
+                             default_fallback_policy="bedrock_only")
     for running in start_proxy(settings):
         deferred = {**TOOL, "name": "mcp__db__query", "defer_loading": True}
         answer = sdk(running).messages.create(model=CONVERSE_MODEL, max_tokens=64, tools=[TOOL, deferred],
                                               messages=[{"role": "user", "content": "hi"}])
         assert answer.content[0].text == BEDROCK_TEXT
         assert [r.operation for r in fake_bedrock.requests] == ["Converse"]
+
+
+def test_claude_code_request_with_deferred_tools_goes_to_invoke_intact(fake_anthropic: FakeAnthropic,
+                                                                       fake_bedrock: FakeBedrock) -> None:
+    body = json.loads(CLAUDE_CODE_REQUEST.read_text())  # ToolSearch + a defer_loading placeholder tool
+    settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
+                             default_fallback_policy="bedrock_only", bedrock_invoke_when_needed_models=["*"])
+    for running in start_proxy(settings):
+        fake_bedrock.enqueue(stream_reasoning("thinking", then_text="going on"))
+        response = stream_raw(running, body, key=running.key)
+        assert response.status_code == 200, response.text
+        assert sse_events(response.content)[-1][0] == "message_stop"
+        (call,) = fake_bedrock.calls("InvokeModelWithResponseStream")
+        sent = call.json()
+        assert "tool-search-tool-2025-10-19" in sent["anthropic_beta"]
+        assert [t["name"] for t in sent["tools"]] == [t["name"] for t in body["tools"]]
+        assert next(t for t in sent["tools"] if t["name"] == "DeferredToolPlaceholder")["defer_loading"] is True
+        assert json.dumps(sent).count('"cache_control"') == json.dumps(body).count('"cache_control"')
+        assert "context_management" not in sent and "metadata" not in sent
