@@ -325,3 +325,16 @@ def test_claude_code_request_with_deferred_tools_goes_to_invoke_intact(fake_anth
         assert next(t for t in sent["tools"] if t["name"] == "DeferredToolPlaceholder")["defer_loading"] is True
         assert json.dumps(sent).count('"cache_control"') == json.dumps(body).count('"cache_control"')
         assert "context_management" not in sent and "metadata" not in sent
+
+
+def test_pings_while_invoke_stream_is_silent(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> None:
+    settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
+                             default_fallback_policy="bedrock_only", bedrock_ping_interval_s=0.05,
+                             bedrock_invoke_models=["*"])
+    for running in start_proxy(settings):
+        # message_start, then twelve ping intervals of silence before the first block.
+        fake_bedrock.enqueue(stream_text("after the pause", chunk=64, delays_s=(0.0, 0.6)))
+        names = [name for name, _ in sse_events(stream_raw(running, HELLO, key=running.key).content)]
+        assert "ping" in names[:names.index("content_block_start")], names
+        assert names[-1] == "message_stop"
+        assert [r.operation for r in fake_bedrock.requests] == ["InvokeModelWithResponseStream"]
