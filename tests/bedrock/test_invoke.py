@@ -95,3 +95,11 @@ def test_top_level_fields_bedrock_refuses_are_left_out() -> None:
                                  container="c", mcp_servers=[], temperature=0.5), OPUS, betas=[])
     assert set(body) == {"anthropic_version", "max_tokens", "messages", "temperature"}
     assert invoke_body_bytes(body).startswith(b'{"anthropic_version":"bedrock-2023-05-31"')
+
+
+def test_the_fake_refuses_tool_search_fields_without_the_beta() -> None:
+    """The fake Bedrock's check the tests above lean on can fail: tool search without its beta is a 400."""
+    body = to_invoke_body(params(tools=[TOOL, DEFERRED, TOOL_SEARCH]), OPUS, betas=[], tool_search=True)
+    assert native_body_error(body) is None
+    assert "defer_loading" in (native_body_error({**body, "anthropic_beta": []}) or "")
+    assert "tool_search_tool_bm25" in (native_body_error({**body, "tools": [TOOL_SEARCH], "anthropic_beta": []}) or "")
