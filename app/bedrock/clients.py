@@ -14,6 +14,12 @@ the semaphore is the cap that binds). A call that finds them all in use waits up
 (503 ``overloaded_error``). ``in_use`` / ``waiting`` / ``waits`` / ``max_connections`` are exported as
 metrics (app/usage/metrics.py).
 
+Service model: the clients load ``bedrock-runtime``'s model from ``botocore_data/`` (a newer published
+botocore's, see SOURCE.json there) ahead of the installed botocore's: aioboto3 pins a botocore whose
+model lacks ``CachePointBlock.ttl`` and ``TokenUsage.cacheDetails``. Only this module's loader has that
+search path (no ``AWS_DATA_PATH``, nothing global); every other service and the endpoint rules still
+come from the installed botocore. Refresh with scripts/update_bedrock_model.py (docs/translation.md).
+
 Source for API keys: https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
 """
 
@@ -27,13 +33,15 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioCredentialResolver
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
-from botocore.loaders import Loader, create_loader
+from botocore.loaders import Loader
+from botocore.model import ServiceModel
 from botocore.tokens import FrozenAuthToken, TokenProviderChain
 from cachetools import LRUCache
 
@@ -43,6 +51,7 @@ from app.errors import ApiError, UpstreamPoolExhausted
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "bedrock-runtime"
+BOTOCORE_DATA = Path(__file__).parent / "botocore_data"  # {SERVICE_NAME}/<api version>/service-2.json.gz
 
 
 def token_key(bearer_token: str) -> str:
@@ -53,8 +62,15 @@ def token_key(bearer_token: str) -> str:
 @functools.cache
 def data_loader() -> Loader:
     """One botocore data loader for every session: it caches the parsed service model and
-    endpoint rules, which are most of a new client's cost (~100 ms -> ~5 ms)."""
-    return create_loader()
+    endpoint rules, which are most of a new client's cost (~100 ms -> ~5 ms). ``BOTOCORE_DATA`` is
+    searched first (the vendored bedrock-runtime model), then botocore's own paths."""
+    return Loader(extra_search_paths=[str(BOTOCORE_DATA)])
+
+
+def service_model() -> ServiceModel:
+    """The bedrock-runtime service model the proxy's clients use (the vendored one): for checks and
+    tests that validate requests against botocore's shapes."""
+    return ServiceModel(data_loader().load_service_model(SERVICE_NAME, "service-2"), service_name=SERVICE_NAME)
 
 
 class _StaticTokenProvider:

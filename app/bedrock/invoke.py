@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.bedrock.cache_ttl import to_native_cache_controls
 from app.bedrock.models import BedrockModel, normalize
 from app.bedrock.request import _system_reminder, to_additional_fields
 from app.bedrock.shapes import SERVER_BLOCK_TYPES
@@ -103,6 +104,7 @@ def to_invoke_body(params: dict[str, Any], model: BedrockModel, *, betas: list[s
     body["messages"] = [m for m in messages if m["content"]]
     budget = (body.get("thinking") or {}).get("budget_tokens") or 0
     body["max_tokens"] = max(int(params.get("max_tokens") or 1), budget + 1)
+    to_native_cache_controls(body, model)  # cache_control.ttl: what the model offers, in a valid order
     return body
 
 

@@ -36,6 +36,15 @@ class BedrockModel:
     supports_cache_points: bool = True  # Converse cachePoint blocks (prompt caching)
     supports_context_1m: bool = False  # beta context-1m-2025-08-07
     context_1m: bool = False  # the client asked for the 1M window with a "[1m]" suffix
+    supports_cache_ttl_1h: bool = False  # cachePoint.ttl "1h" (Claude 4.5 and later; prompt-caching.html)
+    foundation_id: str = ""  # the foundation-model id ("" when unknown: an ARN override); CountTokens takes it
+
+    @property
+    def count_tokens_model_id(self) -> str:
+        """The modelId for CountTokens, which takes foundation-model ids, not inference profiles
+        (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_CountTokens.html: "The unique
+        identifier or ARN of the foundation model"); ``model_id`` when the foundation id is unknown."""
+        return self.foundation_id or self.model_id
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,14 @@ class _Entry:
     effort: bool = False
     cache: bool = True
     context_1m: bool = False
+    cache_ttl_1h: bool = False
 
 
 def _newest(foundation_id: str, *, adaptive_only: bool = True) -> _Entry:
     """The capability set of the newest generation (Opus 4.7 and later: adaptive thinking only;
     Opus/Sonnet 4.6 pass ``adaptive_only=False``)."""
-    return _Entry(foundation_id, adaptive=True, adaptive_only=adaptive_only, effort=True, context_1m=True)
+    return _Entry(foundation_id, adaptive=True, adaptive_only=adaptive_only, effort=True, context_1m=True,
+                  cache_ttl_1h=True)
 
 
 # Adaptive-only (thinking {type: enabled} answered with 400): Opus 4.7 and later, per
@@ -66,16 +77,16 @@ MODELS: dict[str, _Entry] = {
     "claude-opus-5-5": _newest("anthropic.claude-opus-5-5"),  # (derived)
     "claude-sonnet-5-5": _newest("anthropic.claude-sonnet-5-5"),  # (derived)
     "claude-haiku-5-5": _Entry("anthropic.claude-haiku-5-5", adaptive=True, adaptive_only=True,
-                               effort=True),  # (derived)
+                               effort=True, cache_ttl_1h=True),  # (derived)
     "claude-opus-5": _newest("anthropic.claude-opus-5"),  # (derived)
     "claude-sonnet-5": _newest("anthropic.claude-sonnet-5"),  # (derived)
     "claude-opus-4-8": _newest("anthropic.claude-opus-4-8"),  # (derived)
     "claude-opus-4-7": _newest("anthropic.claude-opus-4-7"),  # (derived)
     "claude-opus-4-6": _newest("anthropic.claude-opus-4-6-v1", adaptive_only=False),
     "claude-sonnet-4-6": _newest("anthropic.claude-sonnet-4-6", adaptive_only=False),
-    "claude-haiku-4-5": _Entry("anthropic.claude-haiku-4-5-20251001-v1:0"),
-    "claude-opus-4-5": _Entry("anthropic.claude-opus-4-5-20251101-v1:0", effort=True),
-    "claude-sonnet-4-5": _Entry("anthropic.claude-sonnet-4-5-20250929-v1:0", context_1m=True),
+    "claude-haiku-4-5": _Entry("anthropic.claude-haiku-4-5-20251001-v1:0", cache_ttl_1h=True),
+    "claude-opus-4-5": _Entry("anthropic.claude-opus-4-5-20251101-v1:0", effort=True, cache_ttl_1h=True),
+    "claude-sonnet-4-5": _Entry("anthropic.claude-sonnet-4-5-20250929-v1:0", context_1m=True, cache_ttl_1h=True),
     "claude-opus-4-1": _Entry("anthropic.claude-opus-4-1-20250805-v1:0", geos=frozenset({"us"})),
     "claude-opus-4": _Entry("anthropic.claude-opus-4-20250514-v1:0", geos=frozenset({"us"})),
     "claude-sonnet-4": _Entry("anthropic.claude-sonnet-4-20250514-v1:0", context_1m=True),
@@ -143,4 +154,16 @@ def resolve_model(anthropic_model: str, *, overrides: dict[str, str], profile_pr
         adaptive_thinking_only=entry.adaptive_only,
         supports_interleaved_thinking=entry.interleaved, supports_effort=entry.effort,
         supports_cache_points=entry.cache, supports_context_1m=entry.context_1m,
-        context_1m=context_1m and entry.context_1m)
+        context_1m=context_1m and entry.context_1m, supports_cache_ttl_1h=entry.cache_ttl_1h,
+        foundation_id=_foundation_id(override, entry.foundation_id))
+
+
+def _foundation_id(override: str | None, foundation_id: str) -> str:
+    """The foundation-model id behind a resolved model: the table's, or an override's with its
+    geography prefix (``us.``, ``global.``...) removed; "" for an ARN override (unknown)."""
+    if not override:
+        return foundation_id
+    prefix, _, rest = override.partition(".")
+    if override.startswith("arn:"):
+        return ""
+    return rest if prefix in _ALL_GEOS and rest else override

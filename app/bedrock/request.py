@@ -15,6 +15,7 @@ import binascii
 import re
 from typing import Any
 
+from app.bedrock.cache_ttl import cache_point, order_cache_point_ttls, to_cache_ttl
 from app.bedrock.models import BedrockModel
 from app.bedrock.tool_ids import to_bedrock_id
 from app.bedrock.shapes import (
@@ -23,7 +24,6 @@ from app.bedrock.shapes import (
 )
 from app.errors import InvalidRequest
 
-CACHE_POINT = {"cachePoint": {"type": "default"}}
 _METADATA_VALUE = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,.-]{0,256}")  # RequestMetadataValueString
 _DOC_NAME_BAD = re.compile(r"[^A-Za-z0-9\s\-()\[\]]")  # Bedrock: alnum, space, hyphen, () and []
 Block = dict[str, Any]
@@ -54,6 +54,8 @@ def to_converse_request(params: dict[str, Any], model: BedrockModel, *, betas: l
     if metadata := to_request_metadata(params.get("metadata")):
         request["requestMetadata"] = metadata
     cap_cache_points(request)
+    order_cache_point_ttls([b["cachePoint"] for blocks in _cache_point_lists(request) for b in blocks
+                            if "cachePoint" in b])
     return request
 
 
@@ -76,7 +78,8 @@ def to_system_blocks(system: Any, model: BedrockModel) -> list[Block]:
             blocks.append({"text": block["text"]})
             _cache_point(blocks, block, model)
         elif block.get("cache_control") and model.supports_cache_points:
-            _append_cache_point(blocks)  # blank text is not sent; its breakpoint still counts
+            # blank text is not sent; its breakpoint still counts
+            _append_cache_point(blocks, to_cache_ttl(block["cache_control"], model))
     return blocks
 
 
@@ -103,11 +106,12 @@ def to_converse_messages(messages: list[dict[str, Any]], model: BedrockModel, do
         for block in content or []:
             converted = to_content_blocks(block, model, docs)
             if not converted and block.get("cache_control") and model.supports_cache_points:
-                _append_cache_point(blocks or (out[-1]["content"] if out else []))
+                _append_cache_point(blocks or (out[-1]["content"] if out else []),
+                                    to_cache_ttl(block["cache_control"], model))
             blocks.extend(converted)
         if not any("cachePoint" not in b for b in blocks):
             if out and blocks:  # only breakpoints left: they end the previous turn's prefix
-                _append_cache_point(out[-1]["content"])
+                _append_cache_point(out[-1]["content"], _longest_ttl(blocks))
             continue
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
@@ -242,7 +246,7 @@ def to_tool_config(params: dict[str, Any], messages: list[Block], model: Bedrock
                 # server / Anthropic-defined tool (web_search_*, bash_*, ...): see shapes.py; its
                 # breakpoint stays, after the last tool that is sent
                 if tool.get("cache_control") and model.supports_cache_points:
-                    _append_cache_point(tools)
+                    _append_cache_point(tools, to_cache_ttl(tool["cache_control"], model))
                 continue
             spec: Block = {"name": tool["name"], "inputSchema": {"json": tool.get("input_schema") or {"type": "object"}}}
             if tool.get("description"):
@@ -322,8 +326,7 @@ def to_request_metadata(metadata: Any) -> dict[str, str] | None:
 def cap_cache_points(request: dict[str, Any]) -> None:
     """Keep only the last MAX_CACHE_POINTS cachePoints in prompt order (tools, system, messages):
     a later checkpoint caches a longer prefix. Mutates ``request`` (the caller's own new dict)."""
-    lists = [request.get("toolConfig", {}).get("tools", []), request.get("system", []),
-             *(m["content"] for m in request["messages"])]
+    lists = _cache_point_lists(request)
     excess = sum(1 for blocks in lists for b in blocks if "cachePoint" in b) - MAX_CACHE_POINTS
     for blocks in lists:
         while excess > 0 and any("cachePoint" in b for b in blocks):
@@ -347,17 +350,32 @@ class _DocNames:
         return name
 
 
+def _cache_point_lists(request: dict[str, Any]) -> list[list[Block]]:
+    """The block lists that can hold cachePoints, in prompt order: tools, system, each message."""
+    return [request.get("toolConfig", {}).get("tools", []), request.get("system", []),
+            *(m["content"] for m in request["messages"])]
+
+
 def _cache_point(blocks: list[Block], source: dict[str, Any], model: BedrockModel) -> None:
-    # ttl and scope are dropped: see shapes.DROPPED_BLOCK_FIELDS.
+    # ttl: cache_ttl.to_cache_ttl; scope is dropped (shapes.DROPPED_BLOCK_FIELDS).
     if source.get("cache_control") and model.supports_cache_points:
-        blocks.append({"cachePoint": dict(CACHE_POINT["cachePoint"])})
+        blocks.append(cache_point(to_cache_ttl(source["cache_control"], model)))
 
 
-def _append_cache_point(blocks: list[Block]) -> None:
+def _append_cache_point(blocks: list[Block], ttl: str | None = None) -> None:
     """A breakpoint after the last block of ``blocks``; none at the very start (nothing to cache)
-    and none right after another one (the same prefix)."""
-    if blocks and "cachePoint" not in blocks[-1]:
-        blocks.append({"cachePoint": dict(CACHE_POINT["cachePoint"])})
+    and none right after another one (the same prefix: that one takes the longer TTL)."""
+    if not blocks:
+        return
+    if "cachePoint" not in blocks[-1]:
+        blocks.append(cache_point(ttl))
+    elif ttl:
+        blocks[-1]["cachePoint"]["ttl"] = ttl
+
+
+def _longest_ttl(blocks: list[Block]) -> str | None:
+    """The longest ``ttl`` among ``blocks``' cachePoints (None: the default 5 minutes)."""
+    return next((b["cachePoint"]["ttl"] for b in blocks if b.get("cachePoint", {}).get("ttl")), None)
 
 
 def _system_reminder(content: Any) -> list[Block]:

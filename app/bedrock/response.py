@@ -117,19 +117,32 @@ def to_stop_sequence(stop_reason: str | None, fields: Any, stop_sequences: list[
 
 
 def to_usage(usage: dict[str, Any] | None) -> dict[str, Any]:
-    """``{inputTokens, outputTokens, cacheReadInputTokens?, cacheWriteInputTokens?}`` -> Anthropic usage
-    (tokens). Bedrock cache writes use the default 5-minute TTL, so they count as ephemeral_5m.
+    """``{inputTokens, outputTokens, cacheReadInputTokens?, cacheWriteInputTokens?, cacheDetails?}`` ->
+    Anthropic usage (tokens). ``cacheDetails`` (``[{ttl: "5m"|"1h", inputTokens}]``, Bedrock's cache
+    writes by TTL) gives ``cache_creation.ephemeral_1h_input_tokens``; the rest of the writes are
+    ephemeral_5m (all of them when Bedrock sends no details: its default TTL is 5 minutes).
     Raises MalformedResponse for a ``usage`` that is not an object or a count that is not a
-    non-negative integer (missing or null counts are 0)."""
+    non-negative integer (missing or null counts are 0). Source: TokenUsage in the bedrock-runtime model."""
     usage = expect(usage or {}, dict, "usage")
     cache_write = _count(usage, "cacheWriteInputTokens")
+    one_hour = min(_one_hour_writes(usage.get("cacheDetails")), cache_write)
     return {
         "input_tokens": _count(usage, "inputTokens"),
         "output_tokens": _count(usage, "outputTokens"),
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": _count(usage, "cacheReadInputTokens"),
-        "cache_creation": {"ephemeral_5m_input_tokens": cache_write, "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {"ephemeral_5m_input_tokens": cache_write - one_hour, "ephemeral_1h_input_tokens": one_hour},
     }
+
+
+def _one_hour_writes(details: Any) -> int:
+    """The ``inputTokens`` of ``cacheDetails`` entries with ``ttl: "1h"`` (tokens). Raises MalformedResponse."""
+    total = 0
+    for detail in expect(details or [], list, "usage.cacheDetails"):
+        detail = expect(detail, dict, "usage.cacheDetails[]")
+        if detail.get("ttl") == "1h":
+            total += _count(detail, "inputTokens")
+    return total
 
 
 def _count(usage: dict[str, Any], name: str) -> int:

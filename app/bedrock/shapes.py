@@ -1,8 +1,8 @@
 """Constants shared by the Converse translators: what is mapped, what is dropped on purpose and why.
 
-Converse request/response shapes are botocore's (``bedrock-runtime`` service model, botocore
-1.40.61); Anthropic's are https://docs.anthropic.com/en/api/messages. docs/translation.md renders
-these tables for humans.
+Converse request/response shapes are botocore's ``bedrock-runtime`` service model as vendored in
+app/bedrock/botocore_data/ (botocore 1.44.8's, see SOURCE.json there; app/bedrock/clients.py loads it);
+Anthropic's are https://docs.anthropic.com/en/api/messages. docs/translation.md renders these tables for humans.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ DROPPED_FIELDS: dict[str, str] = {
 
 # Fields inside blocks and objects that are dropped on purpose, each with the reason.
 DROPPED_BLOCK_FIELDS: dict[str, str] = {
-    "cache_control.ttl": "botocore 1.40.61 (pinned by aiobotocore 2.25.1) has no CachePointBlock.ttl; newer "
-                         "botocore (e.g. 1.44.8) has ttl 5m|1h. Until then every cachePoint is Bedrock's 5-minute default",
     "cache_control.scope": "no Converse field; Bedrock caches per account",
     "thinking.display": "not part of Bedrock's thinking object; \"omitted\" is applied to the answer by the proxy "
                         "(response.to_message / stream.StreamTranslator omit_thinking)",

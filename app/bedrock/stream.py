@@ -66,6 +66,11 @@ class StreamTranslator:
         return {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                       "cache_creation_input_tokens")}
 
+    @property
+    def cache_creation(self) -> dict[str, int]:
+        """``{ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}`` so far (tokens; Bedrock's cacheDetails)."""
+        return to_usage(self._usage)["cache_creation"]
+
     def feed(self, event: Event) -> list[Event]:
         """One ConverseStream event -> the Anthropic events it completes (possibly none).
         Raises MalformedResponse (see the module doc)."""
@@ -188,10 +193,16 @@ class StreamTranslator:
         self._stopped = True
         stop_reason = self._stop_reason or "end_turn"
         usage = self.usage
+        delta_usage: dict[str, Any] = {
+            "input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"],
+            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+            "cache_read_input_tokens": usage["cache_read_input_tokens"]}
+        if (cache_creation := self.cache_creation)["ephemeral_1h_input_tokens"]:
+            # Bedrock reports usage only at the end, so the 1h/5m split of cache writes travels here
+            # (as Message.usage.cache_creation; app/proxy/usage_tap.py reads it for pricing).
+            delta_usage["cache_creation"] = cache_creation
         return [{"type": "message_delta",
                  "delta": {"stop_reason": stop_reason,
                            "stop_sequence": to_stop_sequence(stop_reason, self._stop_fields, self._stop_sequences)},
-                 "usage": {"input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"],
-                           "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-                           "cache_read_input_tokens": usage["cache_read_input_tokens"]}},
+                 "usage": delta_usage},
                 {"type": "message_stop"}]

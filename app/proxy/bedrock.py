@@ -177,17 +177,19 @@ class BedrockUpstream:
     async def _count_tokens(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
                             headers: list[tuple[str, str]]) -> Response:
         """Bedrock's CountTokens: the ``invokeModel`` form (native body, tools counted) when the
-        request offers tools, else the ``converse`` form; if that fails, a clearly labelled
-        over-estimate, never a low guess."""
+        request offers tools, else the ``converse`` form, for the foundation-model id (CountTokens takes
+        no inference profiles); if that fails, a clearly labelled over-estimate, never a low guess."""
         try:
             if any(isinstance(t, dict) and t.get("type") in (None, "custom") for t in preq.params.get("tools") or []):
                 body = invoke_body_bytes(to_invoke_body(preq.params, model, betas=preq.betas))
-                count = await self._runtime.count_tokens(model.model_id, invoke_body=body, bearer_token=bearer)
+                count = await self._runtime.count_tokens(model.count_tokens_model_id, invoke_body=body,
+                                                         bearer_token=bearer)
             else:
                 request = to_converse_request({**preq.params, "max_tokens": preq.params.get("max_tokens") or 1},
                                               model, betas=preq.betas)
                 converse_input: dict[str, Any] = {k: request[k] for k in ("messages", "system") if k in request}
-                count = await self._runtime.count_tokens(model.model_id, converse_input, bearer_token=bearer)
+                count = await self._runtime.count_tokens(model.count_tokens_model_id, converse_input,
+                                                         bearer_token=bearer)
             source = "bedrock"
         except ProxyError as exc:
             log.info("bedrock count_tokens failed (%s: %s); returning an estimate", exc.error_type, exc.message)

@@ -176,6 +176,10 @@ class UsageTap:
             for field in USAGE_FIELDS:
                 if delta_usage.get(field) is not None:
                     self.usage[field] = token_count(delta_usage[field])
+            # the Bedrock fallback's stream states its 1h cache writes here (app/bedrock/stream.py)
+            if isinstance(delta_usage.get("cache_creation"), dict):
+                self.usage["cache_creation_1h_input_tokens"] = usage_from_message(delta_usage)[
+                    "cache_creation_1h_input_tokens"]
             stop_reason = _object(payload.get("delta")).get("stop_reason")
             self.stop_reason = stop_reason if isinstance(stop_reason, str) else self.stop_reason
         else:  # error

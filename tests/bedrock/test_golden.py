@@ -2,7 +2,8 @@
 
 request:  input {params, model, profile_prefix?, overrides?, betas?} -> expected Converse kwargs
           (or expected_error: a substring of the InvalidRequest message); every expected request
-          also validates against botocore's own Converse and ConverseStream input shapes.
+          also validates against botocore's Converse and ConverseStream input shapes, from the
+          vendored service model the proxy's clients load (app/bedrock/clients.service_model).
 response: input {response, model, message_id, stop_sequences?, omit_thinking?} -> expected Anthropic Message.
 stream:   input {events, model, message_id, stop_sequences?, omit_thinking?} -> expected Anthropic events
           (all feed() outputs, then finish()).
@@ -14,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from app.bedrock.clients import service_model as vendored_service_model
 from app.bedrock.models import resolve_model
 from app.bedrock.request import to_converse_request
 from app.bedrock.response import to_message
@@ -54,7 +55,7 @@ RUNNERS = {"request": run_request, "response": run_response, "stream": run_strea
 
 @pytest.fixture(scope="module")
 def service_model() -> Any:
-    return botocore.session.get_session().get_service_model("bedrock-runtime")
+    return vendored_service_model()
 
 
 def _ids(paths: list[Path]) -> list[str]:

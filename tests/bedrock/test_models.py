@@ -116,3 +116,26 @@ def test_adaptive_only_models_come_from_the_table(anthropic_model: str, adaptive
     model = resolve_model(anthropic_model, overrides={}, profile_prefix="us")
     assert model.adaptive_thinking_only is adaptive_only
     assert not adaptive_only or model.supports_adaptive_thinking
+
+
+@pytest.mark.parametrize("anthropic_model, ttl_1h", [
+    ("claude-haiku-4-5", True), ("claude-sonnet-4-5", True), ("claude-opus-4-5", True), ("claude-sonnet-4-6", True),
+    ("claude-opus-4-8", True), ("claude-haiku-5-5", True), ("claude-mythos-5", True),  # unknown Claude: newest rules
+    ("claude-opus-4-1", False), ("claude-sonnet-4", False), ("claude-3-7-sonnet", False), ("claude-3-5-haiku", False),
+])
+def test_the_1h_cache_ttl_comes_from_the_table(anthropic_model: str, ttl_1h: bool) -> None:
+    assert resolve_model(anthropic_model, overrides={}, profile_prefix="eu").supports_cache_ttl_1h is ttl_1h
+
+
+@pytest.mark.parametrize("override, expected", [
+    (None, "anthropic.claude-sonnet-4-5-20250929-v1:0"),  # the table's foundation id, not the profile
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    ("anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc",  # unknown: the override itself
+     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"),
+])
+def test_count_tokens_model_id_is_the_foundation_model(override: str | None, expected: str) -> None:
+    overrides = {"claude-sonnet-4-5": override} if override else {}
+    model = resolve_model("claude-sonnet-4-5-20250929", overrides=overrides, profile_prefix="us")
+    assert model.count_tokens_model_id == expected
+    assert model.model_id == (override or "us.anthropic.claude-sonnet-4-5-20250929-v1:0")

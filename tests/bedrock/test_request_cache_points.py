@@ -1,7 +1,8 @@
 """app/bedrock/request.py cache points: every breakpoint the client set reaches Bedrock, within its 4.
 
 Uses Claude Code's recorded request (tests/fixtures/claude_code_request.json) and variants of it; every
-translated request is validated against botocore's own ``Converse`` input shape."""
+translated request is validated against botocore's ``Converse`` input shape (the vendored model the
+proxy's clients use, app/bedrock/clients.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from app.bedrock.clients import service_model
 from app.bedrock.models import resolve_model
 from app.bedrock.request import to_converse_request
 
@@ -25,7 +26,7 @@ CACHE_POINT = {"cachePoint": {"type": "default"}}
 def translate(body: dict[str, Any]) -> dict[str, Any]:
     model = resolve_model(body["model"], overrides={}, profile_prefix="us")
     request = to_converse_request(body, model, betas=[])
-    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    shape = service_model().operation_model("Converse").input_shape
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     return request

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-import botocore.session
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.bedrock.clients import service_model
 from app.bedrock.models import resolve_model
 from app.bedrock.request import to_converse_request
 from app.bedrock.response import to_message
@@ -17,7 +17,7 @@ from app.bedrock.tool_ids import DIGEST_PREFIX, ENCODED_PREFIX, MAX_LENGTH, from
 
 def _tool_use_id_rule() -> tuple[re.Pattern[str], int, int]:
     """``ToolUseId`` as botocore's own bedrock-runtime model states it (pattern, min, max)."""
-    shape = botocore.session.get_session().get_service_model("bedrock-runtime").shape_for("ToolUseId")
+    shape = service_model().shape_for("ToolUseId")
     return re.compile(shape.metadata["pattern"]), shape.metadata["min"], shape.metadata["max"]
 
 

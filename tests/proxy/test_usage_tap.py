@@ -43,6 +43,14 @@ def test_message_delta_may_restate_input_counts() -> None:
     assert tap.usage["input_tokens"] == 11
 
 
+def test_message_delta_cache_creation_sets_the_1h_part() -> None:
+    """The Bedrock fallback's stream states its 1h cache writes in message_delta (app/bedrock/stream.py)."""
+    tap = UsageTap()
+    tap.feed(STREAM.replace(b'"usage":{"output_tokens":42}', b'"usage":{"output_tokens":42,'
+                            b'"cache_creation_input_tokens":9,"cache_creation":{"ephemeral_1h_input_tokens":6}}'))
+    assert (tap.usage["cache_creation_input_tokens"], tap.usage["cache_creation_1h_input_tokens"]) == (9, 6)
+
+
 @pytest.mark.parametrize("data", ["[1,2]", '"text"', "null", "not json", "[" * 5000 + "]" * 5000])
 def test_a_usage_event_whose_data_is_not_an_object_marks_the_tap_malformed(data: str) -> None:
     tap = UsageTap()
