@@ -174,10 +174,14 @@ class AccessKeyResolver:
         share it (a cancelled caller does not cancel it for the others)."""
         future = self._inflight.get(key_hash)
         if future is None:
-            future = asyncio.ensure_future(asyncio.wait_for(self._load(key_hash), self._lookup_timeout_s))
+            future = asyncio.ensure_future(self._bounded_load(key_hash))
             self._inflight[key_hash] = future
             future.add_done_callback(lambda done: self._drop_inflight(key_hash, done))
         return await asyncio.shield(future)
+
+    async def _bounded_load(self, key_hash: str) -> Entry:
+        async with asyncio.timeout(self._lookup_timeout_s):
+            return await self._load(key_hash)
 
     def _drop_inflight(self, key_hash: str, done: asyncio.Future[Entry]) -> None:
         if self._inflight.get(key_hash) is done:

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.errors import RateLimited, ServiceUnavailable
 from app.governance.cache import GovernanceCache
@@ -38,7 +38,7 @@ from app.governance.periods import iso_z, period_end, period_start
 from app.governance.resolve import Cap, caps_for
 from app.usage.estimate import estimate_request, unpriced_cost_usd_micros
 from app.records.events import UsageEvent
-from app.usage.lease_book import LeaseBook, Refusal
+from app.usage.lease_book import WINDOW_RETRIES, LeaseBook, Refusal
 from app.usage.ledger import Reservation
 from app.usage.pricing import PriceTable
 
@@ -121,41 +121,55 @@ class SpendAdmission:
                                      retry_after_s=FAIL_CLOSED_RETRY_AFTER_S)
         if not caps:
             return
-        now = self.clock()
         estimate = estimate_request(preq.body, preq.params, self._pricing).cost_usd_micros
         reservation = preq.reservation
         if reservation is None:
             # Set at once: if a later claim is refused, finish() still settles the parts taken.
             reservation = preq.reservation = Reservation(_cost)
         for cap in caps:
-            start = period_start(now, cap.period, self._tz)
-            end = period_end(start, cap.period, self._tz)
-            cid, limit = counter_id(cap, start), cap.limit_usd_micros
-            if self._alerts is not None:
-                self._alerts.watch(cid, cap, start, end)
-            if limit <= 0:
-                self._refuse(cap, now, end, used=0)
-            if self._partial_in_flight(cid):
-                self._refuse(cap, now, end, used=limit)
-            initial = self._initial(cap, start)
-            amount = min(estimate, limit)
-            result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
-            if isinstance(result, Refusal):
-                if result.used >= limit or self._partial_in_flight(cid):
-                    self._refuse(cap, now, end, used=max(result.used, limit))
-                amount = limit - result.used  # not full: what is left is this request's reservation
-                self._partial[cid] = time.monotonic()
-                result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
-                if isinstance(result, Refusal):
-                    self._partial.pop(cid, None)
-                    self._refuse(cap, now, end, used=result.used)
-                reservation.add(_PartialPart(result, functools.partial(self._partial.pop, cid, None)),
-                                amount, "cost")
+            for _ in range(WINDOW_RETRIES):
+                if await self._claim(cap, estimate, reservation):
+                    break  # else its period ended while the request waited for the counter: again
             else:
-                reservation.add(result, amount, "cost")
+                raise ServiceUnavailable("spend limits could not be checked (the period kept ending); retry",
+                                         retry_after_s=1.0)
             if self._fail_closed and self.book.degraded:
                 raise ServiceUnavailable("spend limits cannot be checked right now (the proxy's store is "
                                          "unreachable)", retry_after_s=FAIL_CLOSED_RETRY_AFTER_S)
+
+    async def _claim(self, cap: Cap, estimate: int, reservation: Reservation) -> bool:
+        """Reserve ``estimate`` (micro-USD) on one cap's counter for the current period, or refuse
+        (SpendLimitReached). False: the period ended before the counter could be reserved."""
+        now = self.clock()
+        start = period_start(now, cap.period, self._tz)
+        end = period_end(start, cap.period, self._tz)
+        cid, limit = counter_id(cap, start), cap.limit_usd_micros
+        if self._alerts is not None:
+            self._alerts.watch(cid, cap, start, end)
+        if limit <= 0:
+            self._refuse(cap, now, end, used=0)
+        if self._partial_in_flight(cid):
+            self._refuse(cap, now, end, used=limit)
+        initial = self._initial(cap, start)
+        amount = min(estimate, limit)
+        result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
+        if isinstance(result, Refusal):
+            if result.window_ended:
+                return False
+            if result.used >= limit or self._partial_in_flight(cid):
+                self._refuse(cap, now, end, used=max(result.used, limit))
+            amount = limit - result.used  # not full: what is left is this request's reservation
+            self._partial[cid] = time.monotonic()
+            result = await self.book.reserve(cid, amount, limit=limit, window_end=end, initial=initial)
+            if isinstance(result, Refusal):
+                self._partial.pop(cid, None)
+                if result.window_ended:
+                    return False
+                self._refuse(cap, now, end, used=result.used)
+            reservation.add(_PartialPart(result, functools.partial(self._partial.pop, cid, None)), amount, "cost")
+        else:
+            reservation.add(result, amount, "cost")
+        return True
 
     def _partial_in_flight(self, cid: str) -> bool:
         since = self._partial.get(cid)
@@ -169,7 +183,7 @@ class SpendAdmission:
             return await self._spend_of(cap.counter, start, self.clock())
         return initial
 
-    def _refuse(self, cap: Cap, now: datetime, end: datetime, *, used: int) -> None:
+    def _refuse(self, cap: Cap, now: datetime, end: datetime, *, used: int) -> NoReturn:
         self.refused += 1
         if self._alerts is not None:
             self._alerts.poke()

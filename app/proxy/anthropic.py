@@ -149,7 +149,8 @@ class AnthropicUpstream:
             await self._slots.acquire()  # free: returns without suspending
             return
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._pool_timeout_s)
+            async with asyncio.timeout(self._pool_timeout_s):  # not wait_for: 3.11's can leak a slot
+                await self._slots.acquire()
         except TimeoutError:
             raise UpstreamPoolExhausted(
                 "all connections of this proxy to Anthropic are in use (PROXY_MAX_UPSTREAM_CONNECTIONS); "

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 # "The store failed", classified once: every driver error (connection refused, server selection
 # timeout, network timeout, auth failure, not primary, write errors) plus our own time limits on a
-# store call (``asyncio.wait_for`` raises the builtin ``TimeoutError``). Callers write
+# store call (``asyncio.timeout`` raises the builtin ``TimeoutError``). Callers write
 # ``except STORE_ERRORS``. mongomock raises pymongo's classes too when pymongo is installed.
 STORE_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, TimeoutError)
 
@@ -47,7 +47,8 @@ class Store:
         The time limit keeps ``/ready`` fast while the store is down (the driver alone would wait
         ``serverSelectionTimeoutMS``, 5 s by default, longer than a load balancer's health check)."""
         try:
-            await asyncio.wait_for(self.db.command("ping"), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.db.command("ping")
             return True
         except Exception:  # noqa: BLE001 - readiness is a yes/no answer
             return False

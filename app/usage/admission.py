@@ -28,7 +28,7 @@ from app.store.usage_reads import UsageReader
 from app.records.buckets import TOKEN_COUNTERS, Granularity, Scope, floor, next_start
 from app.usage.estimate import Estimate, estimate_request, unpriced_cost_usd_micros
 from app.records.events import UsageEvent
-from app.usage.lease_book import LeaseBook, Refusal
+from app.usage.lease_book import WINDOW_RETRIES, LeaseBook, Refusal
 from app.usage.ledger import PendingUsage, Reservation
 from app.usage.limits import LIMITS, MICROS_PER_USD, UNIT, LimitSpec, effective_limits
 from app.usage.pricing import PriceTable
@@ -67,9 +67,6 @@ class Claim:
     @property
     def counter_id(self) -> str:
         return f"{self.spec.metric}:{self.scope}:{self.scope_id}:{self.spec.window}:{self.start:%Y%m%dT%H%M}"
-
-
-WINDOW_RETRIES = 3  # claims made again when a window ends while a request waits for its counter
 
 
 class _WindowEnded(Exception):
@@ -147,7 +144,7 @@ class QuotaAdmission:
                     result = await self.book.reserve(claim.counter_id, claim.amount, limit=claim.limit,
                                                      window_end=claim.end, initial=self._initial(claim))
                     if isinstance(result, Refusal):
-                        if self.clock() >= claim.end and attempt < WINDOW_RETRIES:
+                        if (result.window_ended or self.clock() >= claim.end) and attempt < WINDOW_RETRIES:
                             # The window ended while this request waited for its counter: it
                             # belongs to the next window, so claim again there.
                             raise _WindowEnded
@@ -236,8 +233,8 @@ class QuotaAdmission:
         """Recorded usage per window: the buckets (shared) + this replica's unwritten events."""
         starts = {g: floor(now, g) for g in sorted(windows)}
         try:
-            stored = await asyncio.wait_for(self._usage.window_totals(scope, scope_id, tuple(starts.items())),
-                                            timeout=self._store_timeout_s)
+            async with asyncio.timeout(self._store_timeout_s):
+                stored = await self._usage.window_totals(scope, scope_id, tuple(starts.items()))
         except Exception:  # noqa: BLE001 - fail open: a missing read counts as no usage
             stored = {}
         out: dict[str, dict[str, int]] = {}

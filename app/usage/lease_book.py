@@ -30,7 +30,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -46,9 +47,42 @@ COUNTER_KEEP = timedelta(days=1)  # a counter document outlives its window by th
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Not enough left: ``used`` units used or reserved in the window, as far as this replica knows."""
+    """Not enough left: ``used`` units used or reserved in the window, as far as this replica knows.
+    ``window_ended``: nothing was refused on merit: the window ended while the request waited for
+    its counter, so the caller claims again in the new window."""
 
     used: int
+    window_ended: bool = False
+
+
+WINDOW_ENDED = Refusal(0, window_ended=True)
+WINDOW_RETRIES = 3  # claims made again by a caller when windows end while its request waits
+
+
+class _CounterLocks:
+    """One ``asyncio.Lock`` per counter id, kept only while a task holds or waits for it (counter
+    ids carry their window, so a dict of locks would otherwise grow every minute)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # id -> (lock, [holders + waiters])
+
+    @asynccontextmanager
+    async def hold(self, counter_id: str) -> AsyncIterator[None]:
+        entry = self._locks.get(counter_id)
+        if entry is None:
+            entry = self._locks[counter_id] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[counter_id]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class LeaseBook:
@@ -67,30 +101,32 @@ class LeaseBook:
         self._degraded_s = degraded_s
         self._degraded_until = 0.0  # time.monotonic()
         self._leases: dict[str, Lease] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = _CounterLocks()
         self._late: dict[str, int] = {}  # counter id -> units to add (settled after the lease closed)
         self._expiry: dict[str, datetime] = {}  # counter id -> its expires_at (for late adjustments)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- the request path ----------------------------------------------------------------------
 
     async def reserve(self, counter_id: str, amount: int, *, limit: int, window_end: datetime,
                       initial: Callable[[], Awaitable[int]] | None = None) -> Lease | Refusal:
         """Take ``amount`` units (<= ``limit``) of the counter for one request. ``initial`` gives
-        the window's usage so far when the store counter must be created (day/month windows)."""
+        the window's usage so far when the store counter must be created (day/month windows).
+        Returns the lease spent from, a ``Refusal``, or ``WINDOW_ENDED`` when ``window_end`` passed
+        before the counter could be reserved (the caller claims again in the new window)."""
         lease = self._leases.get(counter_id)
         if lease is not None and lease.try_spend(amount, self.clock(), limit):
             return lease
-        lock = self._locks.get(counter_id)
-        if lock is None:
-            lock = self._locks[counter_id] = asyncio.Lock()
-        async with lock:
+        async with self._locks.hold(counter_id):
             now = self.clock()
             lease = self._leases.get(counter_id)
             if lease is not None and lease.try_spend(amount, now, limit):
                 return lease  # another request refilled it while we waited
             if lease is not None and now >= lease.window_end:
                 self._drop(lease)
+            if now >= window_end:
+                return WINDOW_ENDED
             if not self._degraded():
                 try:
                     return await self._call(self._grant(counter_id, amount, limit, window_end, initial, now))
@@ -195,7 +231,7 @@ class LeaseBook:
                 if now >= lease.window_end:
                     self._drop(lease)
                     continue
-                async with self._locks.setdefault(counter_id, asyncio.Lock()):
+                async with self._locks.hold(counter_id):
                     if self._leases.get(counter_id) is not lease:
                         continue
                     if now >= lease.until:
@@ -213,8 +249,6 @@ class LeaseBook:
                     raise
         except Exception as exc:  # noqa: BLE001 - retried at the next sync
             self._degrade(exc)
-        for counter_id in [c for c, lock in self._locks.items() if c not in self._leases and not lock.locked()]:
-            del self._locks[counter_id]
         for counter_id in [c for c, t in self._expiry.items() if t - COUNTER_KEEP <= now and c not in self._late]:
             del self._expiry[counter_id]
 
@@ -250,21 +284,24 @@ class LeaseBook:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="quota-lease-sync")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._sync_interval_s)
             await self.sync()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Stop syncing and give every lease back (bounded by ``timeout_s``)."""
+        self._stopping = True  # the loop also ends on this if a cancellation were lost
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._task
             self._task = None
         for lease in list(self._leases.values()):
             lease.until = self.clock()  # so sync() closes it
         try:
-            await asyncio.wait_for(self.sync(), timeout=timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.sync()
         except TimeoutError:
             log.warning("quota leases not given back at shutdown; other replicas reclaim them after expiry")
 
@@ -289,7 +326,10 @@ class LeaseBook:
         return await self._call(self._repo.read(counter_id))
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wait_for(coro, timeout=self._store_timeout_s)
+        # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a cancellation
+        # that arrives as the call completes, and the sync loop then never stopped at shutdown.
+        async with asyncio.timeout(self._store_timeout_s):
+            return await coro
 
     def _degraded(self) -> bool:
         return time.monotonic() < self._degraded_until

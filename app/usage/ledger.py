@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from app.records.buckets import Granularity, floor
 from app.records.events import UsageEvent
@@ -101,9 +102,15 @@ class Lease:
             self.spent += delta
 
 
+class Spendable(Protocol):
+    """What a reservation part corrects: a ``Lease``, or a wrapper that forwards to one."""
+
+    def correct(self, delta: int) -> None: ...
+
+
 @dataclass(slots=True)
 class _Part:
-    lease: Lease
+    lease: Spendable
     amount: int
     metric: Metric
 
@@ -121,7 +128,7 @@ class Reservation:
         self._parts: list[_Part] = []
         self.done = False
 
-    def add(self, lease: Lease, amount: int, metric: Metric) -> None:
+    def add(self, lease: Spendable, amount: int, metric: Metric) -> None:
         self._parts.append(_Part(lease, amount, metric))
 
     def settle(self, event: UsageEvent) -> None:

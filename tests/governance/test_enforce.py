@@ -143,3 +143,25 @@ async def test_periods_follow_the_org_time_zone(monkeypatch: pytest.MonkeyPatch)
         assert local_midnight.hour in (4, 5)  # 00:00 in New York is 04:00 or 05:00 UTC
         assert int(response.headers["retry-after"]) == int((local_midnight - NOW).total_seconds())
         assert local_midnight - NOW < timedelta(days=1)
+
+
+async def test_a_request_whose_period_ends_while_it_waits_is_claimed_in_the_next_period(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load a request can compute its day, then reach its counter after midnight: it is
+    counted in the new day, not refused (the quotas' rule, app/usage/lease_book.py WINDOW_ENDED)."""
+    midnight = NOW.replace(hour=0) + timedelta(days=1)
+    calls = 0
+
+    def late_clock() -> datetime:  # the first reading is before midnight, every later one after it
+        nonlocal calls
+        calls += 1
+        return midnight - timedelta(milliseconds=100) if calls == 1 else midnight + timedelta(seconds=1)
+
+    async with in_process_proxy(monkeypatch) as proxy:
+        user_id, _, key = await proxy.new_user_key()
+        await set_cap(proxy, {"type": "user", "user_id": user_id}, "5", "daily")
+        proxy.services.governance.enforcement.clock = late_clock  # type: ignore[attr-defined]
+        response = await proxy.message(key, 1)
+        assert response.status_code == 200, response.text
+        ids = [d["_id"] async for d in proxy.services.store.db["quota_counters"].find({"_id": {"$regex": "^spend:"}})]
+        assert ids == [f"spend:user:{user_id}:daily:{midnight:%Y%m%dT%H%M}"]
