@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, count_tokens_invoke_body, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 TOOLS = [
     {"name": "Bash", "description": "Run a shell command", "input_schema": {
         "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},

@@ -27,8 +27,8 @@ from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_US
                                         FakeBedrock, disconnect_mid_stream, exception_mid_stream,
                                         http_error, is_converse_stream, running_fake_bedrock, stream_reasoning,
                                         stream_text)
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 SIGNATURE_ERROR = "messages.1.content.0: Invalid `signature` in `thinking` block"
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, running_fake_bedrock, stream_text
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 PING_INTERVAL_S = 0.05
 SILENCE_S = 0.6  # twelve intervals: at least one ping however loaded the machine is

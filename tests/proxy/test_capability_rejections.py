@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import CLIENT_API_KEY, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 2048, "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -27,8 +27,8 @@ from tests.conftest import CLIENT_API_KEY, RunningProxy, admin_client, make_sett
 from tests.fakes.anthropic_server import (FakeAnthropic, overloaded_reply, rate_limit_reply, sse_frame, sse_reply,
                                           text_reply)
 from tests.fakes.bedrock_server import FakeBedrock, Reply, corrupt_mid_stream, running_fake_bedrock, stream_text
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
 

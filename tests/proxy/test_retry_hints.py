@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply, text_reply
 from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 UNIFIED = {"anthropic-ratelimit-unified-status": "allowed_warning",
            "anthropic-ratelimit-unified-representative-claim": "five_hour",

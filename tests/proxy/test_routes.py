@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.anthropic_server import (DEFAULT_USAGE, FakeAnthropic, error_reply, rate_limit_reply,
                                           text_reply)
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 
 
 def sdk(proxy: RunningProxy, *, key: str | None = None, **kwargs: object) -> anthropic.Anthropic:
