@@ -99,7 +99,7 @@ class RunningProxy:
         return totals
 
 
-def admin_client(url: str, client: Any = None) -> httpx.Client:
+def admin_client(url: str, client: Any = None) -> Any:
     """A client for ``url`` with the admin's bearer token; ``client``: an unused client to log in
     with instead (an in-process one), returned with the token set."""
     basic = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
