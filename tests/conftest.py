@@ -1,7 +1,9 @@
 """Shared fixtures: a running fake Anthropic upstream and a running proxy in front of it.
 
-The proxy is the real app (``create_app``) on a real loopback socket, on the embedded store;
-users and keys are made through its own admin API, as an admin would.
+The proxy is the real app (``create_app``) on the embedded store, on a real loopback socket, or
+in-process (``start_proxy(..., in_process=True)``: no socket, for tests where the socket is not what
+is tested; tests/proxy's ``proxy`` fixture). Users and keys are made through its own admin API, as
+an admin would. The fake upstreams are real servers, kept for the whole run (tests/support/servers.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any
 
 import argon2
 import httpx
+import httpx2
 import pytest
 
 from app.config import Settings
 from app.main import create_app
 from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
-from tests.support.servers import serve_in_thread
+from tests.support.servers import run_in_process, serve_in_thread, shared_servers
 
 from tests.support.constants import (ADMIN_PASSWORD, AWS_TEST_ENV, CHEAP_ARGON2, CLIENT_API_KEY,  # noqa: F401
                                      NO_BEDROCK_URL, SECRET_KEY)
@@ -34,6 +37,13 @@ def fake_aws_environment() -> Iterator[None]:
         patch.delenv("AWS_PROFILE", raising=False)
         patch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kept_servers() -> Iterator[None]:
+    """Stop the loopback servers the fakes were served on, at the end of the run."""
+    yield
+    shared_servers.close()
 
 
 def make_settings(upstream_url: str, **overrides: Any) -> Settings:
@@ -50,14 +60,19 @@ def make_settings(upstream_url: str, **overrides: Any) -> Settings:
 
 @dataclass
 class RunningProxy:
-    """A proxy on 127.0.0.1: ``url``, its ``app``, an admin ``client`` (bearer set) and one user+key."""
+    """A running proxy: its base ``url``, its ``app``, an ``admin`` client (bearer set) and one
+    user+key; ``http``, a client for its routes (relative paths), and ``client(**options)``, a new
+    one (e.g. the ``anthropic`` SDK's ``http_client=``). In-process, ``url`` is
+    ``http://testserver``: only these clients reach it."""
 
     url: str
     app: Any
-    admin: httpx.Client
+    admin: Any  # httpx.Client on a socket; an httpx2.Client (TestClient) in-process
     user_id: str
     key_id: str
     key: str
+    http: Any
+    client: Callable[..., Any]
 
     @property
     def services(self) -> Any:
@@ -84,10 +99,17 @@ class RunningProxy:
         return totals
 
 
-def admin_client(url: str) -> httpx.Client:
+def admin_client(url: str, client: Any = None) -> Any:
+    """A client for ``url`` with the admin's bearer token; ``client``: an unused client to log in
+    with instead (an in-process one), returned with the token set."""
     basic = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
-    token = httpx.post(f"{url}/admin/auth/login", headers={"authorization": f"Basic {basic}"}).json()
-    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token['access_token']}"}, timeout=30)
+    login = client.post if client is not None else lambda path, **kw: httpx.post(url + path, **kw)
+    token = login("/admin/auth/login", headers={"authorization": f"Basic {basic}"}).json()
+    bearer = {"authorization": f"Bearer {token['access_token']}"}
+    if client is not None:
+        client.headers.update(bearer)
+        return client
+    return httpx.Client(base_url=url, headers=bearer, timeout=30)
 
 
 class BodyRecorder:
@@ -124,7 +146,10 @@ def cheap_password_hashing(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(argon2.PasswordHasher, "__init__", cheap)
 
 
-def start_proxy(settings: Settings, *, recorder: BodyRecorder | None = None) -> Iterator[RunningProxy]:
+def start_proxy(settings: Settings, *, recorder: BodyRecorder | None = None,
+                in_process: bool = False) -> Iterator[RunningProxy]:
+    """The app for ``settings`` on a loopback socket, or ``in_process`` (no socket; see
+    ``run_in_process`` for what that cannot show), with one user and one access key."""
     app = create_app(settings)
     asgi = app
     if recorder is not None:
@@ -133,14 +158,21 @@ def start_proxy(settings: Settings, *, recorder: BodyRecorder | None = None) -> 
     with ExitStack() as stack:
         with pytest.MonkeyPatch.context() as patch:
             cheap_password_hashing(patch)  # the app builds its hasher in the lifespan, at start
-            url = stack.enter_context(serve_in_thread(asgi))
-        admin = admin_client(url)
+            if in_process:
+                client: Callable[..., Any] = stack.enter_context(run_in_process(asgi))
+                url = "http://testserver"
+            else:
+                url = stack.enter_context(serve_in_thread(asgi))
+                client = httpx2.Client
+        if in_process:
+            admin, http = admin_client(url, client()), client()
+        else:
+            admin = stack.enter_context(admin_client(url))
+            http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
         user = admin.post("/admin/users", json={"name": "Ada", "email": "ada@example.com"}).json()
         key = admin.post(f"/admin/users/{user['id']}/access-keys", json={"name": "laptop"}).json()
-        try:
-            yield RunningProxy(url=url, app=app, admin=admin, user_id=user["id"], key_id=key["id"], key=key["key"])
-        finally:
-            admin.close()
+        yield RunningProxy(url=url, app=app, admin=admin, user_id=user["id"], key_id=key["id"], key=key["key"],
+                           http=http, client=client)
 
 
 @pytest.fixture

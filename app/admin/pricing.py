@@ -8,8 +8,6 @@ priced when recorded, so a change applies to new events only; stored costs are n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from decimal import Decimal
 from typing import Any
@@ -18,6 +16,7 @@ from app.admin.service import Actor
 from app.errors import InvalidRequest, NotFound
 from app.store.audit import AuditRepository
 from app.store.prices import MAX_OVERRIDES, PriceRepository
+from app.tasks import Periodic
 from app.usage.pricing import RATE_FIELDS, SOURCES, PriceTable, canonical_model, parse_override_key
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,8 @@ class PricingAdmin:
 
     def __init__(self, repo: PriceRepository, table: PriceTable, audit: AuditRepository, *,
                  refresh_s: float = 30.0) -> None:
-        self._repo, self.table, self._audit, self._refresh_s = repo, table, audit, refresh_s
-        self._task: asyncio.Task[None] | None = None
+        self._repo, self.table, self._audit = repo, table, audit
+        self._refresher = Periodic("price-refresh", refresh_s, self._refresh_or_keep)
 
     async def refresh(self) -> dict[str, dict[str, str]]:
         """Load the stored overrides into the table; returns them."""
@@ -51,23 +50,16 @@ class PricingAdmin:
         return stored
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="price-refresh")
+        self._refresher.start()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception as exc:  # noqa: BLE001 - keep the last good overrides
-                log.warning("price override refresh failed (%s); keeping the last ones", type(exc).__name__)
+    async def _refresh_or_keep(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - keep the last good overrides
+            log.warning("price override refresh failed (%s); keeping the last ones", type(exc).__name__)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._refresher.stop()
 
     async def describe(self) -> dict[str, Any]:
         """``{"data": [row], "unknown_model": {rates}, "sources": {key: meaning}, "precedence": [...]}``;

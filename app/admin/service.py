@@ -96,6 +96,18 @@ class AdminService:
             await self.audit.write(actor=actor.username, ip=actor.ip, action="admin.logout", details=details)
         return revoked
 
+    async def reset_password(self, actor: Actor, password: str) -> int:
+        """Set the admin account's password (the stored hash) to ``password``, revoking every admin
+        session and token first, so the count includes them all (``ensure_account`` revokes silently
+        too); audit ``admin.password_reset`` (``details.revoked``, ``details.username``; never the
+        password). Returns that count. Raises what the store raises."""
+        auth = self._auth()
+        revoked = await auth.logout_everywhere()
+        await auth.ensure_account(password)
+        await self.audit.write(actor=actor.username, ip=actor.ip, action="admin.password_reset",
+                               details={"revoked": revoked, "username": auth.username})
+        return revoked
+
     async def create_user(self, actor: Actor, name: str, email: str | None) -> UserDoc:
         name = name.strip()
         if not name:

@@ -56,12 +56,7 @@ def reset_password(ctx: click.Context, password_stdin: bool, generate: bool, as_
                                          EXIT_REJECTED, "invalid_request_error"))
 
     async def work(services: CliServices) -> dict[str, Any]:
-        # Revoke first, so the count includes every session (ensure_account revokes silently too).
-        revoked = await services.admin_auth.logout_everywhere()
-        await services.admin_auth.ensure_account(password)
-        actor = cli_actor()
-        await services.audit.write(actor=actor.username, ip=None, action="admin.password_reset",
-                                   details={"revoked": revoked, "username": services.admin_auth.username})
+        revoked = await services.admin.reset_password(cli_actor(), password)
         out: dict[str, Any] = {"username": services.admin_auth.username, "sessions_revoked": revoked,
                                "next_step": "set PROXY_ADMIN_PASSWORD to the new password before the next start"}
         if generate:

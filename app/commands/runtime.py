@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -146,6 +145,9 @@ async def open_services(ctx: click.Context, settings: Settings) -> AsyncIterator
                          kms_endpoint_url=settings.kms_endpoint_url)
     users, keys = UserRepository(store.db), AccessKeyRepository(store.db)
     audit = AuditRepository(store.db)
+    admin_auth = AdminAuth(AdminRepository(store.db), AdminSessionRepository(store.db),
+                           LoginAttemptRepository(store.db), settings.admin_username, key,
+                           token_ttl_s=settings.admin_token_ttl_s)
     resolver = AccessKeyResolver(keys, users, key, cache_ttl_s=settings.key_cache_ttl_s,
                                  last_used_interval_s=settings.last_used_write_interval_s,
                                  stale_grace_s=settings.key_stale_grace_s)
@@ -154,11 +156,8 @@ async def open_services(ctx: click.Context, settings: Settings) -> AsyncIterator
         usage=UsageWriter(store.db, retention=Retention(minute_days=settings.usage_minute_bucket_ttl_days,
                                                         hour_days=settings.usage_hour_bucket_ttl_days)),
         admin=AdminService(users, keys, audit, resolver, key, rotate_grace_s=settings.key_rotate_grace_s,
-                           cipher=cipher),
-        admin_auth=AdminAuth(AdminRepository(store.db), AdminSessionRepository(store.db),
-                             LoginAttemptRepository(store.db), settings.admin_username, key,
-                             token_ttl_s=settings.admin_token_ttl_s),
-        secret_key=key)
+                           cipher=cipher, admin_auth=admin_auth),
+        admin_auth=admin_auth, secret_key=key)
     try:
         yield services
     finally:
@@ -266,10 +265,6 @@ def _text(value: Any) -> str:
 
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def stdin_is_tty() -> bool:
-    return sys.stdin.isatty()
 
 
 def pairs(items: Iterable[tuple[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from app.governance.periods import iso_z
 from app.governance.resolve import Cap
 from app.store.alert_state import AlertStateRepository
 from app.store.audit import AuditRepository
+from app.tasks import Periodic
 from app.usage.lease_book import LeaseBook
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,8 @@ class AlertWatcher:
     def __init__(self, book: LeaseBook, state: AlertStateRepository, audit: AuditRepository, *,
                  webhook: WebhookSender | None = None, interval_s: float = 5.0) -> None:
         self._book, self._state, self._audit, self.webhook = book, state, audit, webhook
-        self._interval_s = interval_s
         self._watched: dict[str, _Watched] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._checker = Periodic("spend-alerts", interval_s, self.check)
         self.fired = 0
 
     def watch(self, counter_id: str, cap: Cap, start: datetime, end: datetime) -> None:
@@ -125,7 +124,7 @@ class AlertWatcher:
 
     def poke(self) -> None:
         """Check soon (after a refusal: the 100% alert should not wait for the interval)."""
-        self._wake.set()
+        self._checker.wake()
 
     async def check(self) -> int:
         """Check every touched counter once; returns how many alerts fired."""
@@ -164,22 +163,10 @@ class AlertWatcher:
         return fired
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="spend-alerts")
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
-            self._wake.clear()
-            await self.check()
+        self._checker.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._checker.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.check(), timeout=2.0)
         if self.webhook is not None:

@@ -10,7 +10,6 @@ spend check uses for ``PROXY_SPEND_LIMITS_FAIL_CLOSED``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from app.governance.resolve import LimitTable
 from app.store.groups import GroupRepository
 from app.store.spend_limits import SpendLimitRepository
+from app.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,12 @@ class GovernanceCache:
     def __init__(self, groups: GroupRepository, limits: SpendLimitRepository, *, refresh_s: float = 5.0,
                  timeout_s: float = 2.0) -> None:
         self._group_repo, self._limit_repo = groups, limits
-        self._refresh_s, self._timeout_s = refresh_s, timeout_s
+        self._timeout_s = timeout_s
         self.groups: dict[str, Mapping[str, Any]] = {}
         self.limits = LimitTable()
         self.loaded = False  # one load succeeded
         self.stale = True  # the last load failed (or none was made)
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = Periodic("governance-cache", refresh_s, self.load)
 
     async def load(self) -> bool:
         """Reload both tables; False (and the old tables kept) when the store fails."""
@@ -62,17 +62,7 @@ class GovernanceCache:
         self.groups.pop(group_id, None)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="governance-cache")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            await self.load()
+        self._refresher.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._refresher.stop()

@@ -173,9 +173,7 @@ async def revoke_key(request: Request, key_id: str, csrf_token: Annotated[str, F
 async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     session, _ = await _post_session(request, csrf_token)
     services = request.app.state.services
-    await services.sso.sessions.end(session.session_id)
-    await services.audit.write(actor=session.actor, ip=request.client.host if request.client else None,
-                               action="sso.logout", details={"via": "me"})
+    await services.sso.logout(session, ip=request.client.host if request.client else None, via="me")
     response = RedirectResponse("/me", status_code=303)
     cookies_for(services).clear_me(response)
     return response

@@ -9,7 +9,8 @@ to a user an admin already created with the same e-mail when the IdP says the e-
 sign-in stores the IdP groups (``idp_groups``) and the mapped proxy ``groups`` on the user (as
 group ids of the proxy's groups, matched by name or id; unknown ones are dropped).
 A user whose ``status`` is not ``active`` is refused, and so is an e-mail outside
-``oidc_allowed_email_domains`` when that is set. Every sign-in is audited (``sso.login``).
+``oidc_allowed_email_domains`` when that is set. Every sign-in is audited (``sso.login``), and
+every :meth:`SsoService.logout` (``sso.logout``).
 Errors: :class:`SignInRefused` (message for the page), ServiceUnavailable when the store fails.
 """
 
@@ -108,6 +109,16 @@ class SsoService:
         except STORE_ERRORS as exc:
             raise store_down(exc) from None
         return SignedIn(session=session, identity=identity, user=user, next_path=flow["next"])
+
+    async def logout(self, session: SsoSession, *, ip: str | None, via: str) -> None:
+        """End ``session`` (server-side: every copy of its cookie stops working) and audit
+        ``sso.logout`` with the person as actor (``details.via``: the page, e.g. ``me``).
+        Raises ServiceUnavailable when the store fails."""
+        await self.sessions.end(session.session_id)
+        try:
+            await self._admin.audit.write(actor=session.actor, ip=ip, action="sso.logout", details={"via": via})
+        except STORE_ERRORS as exc:
+            raise store_down(exc) from None
 
     async def _user_for(self, identity: Identity, actor: Actor) -> dict[str, Any]:
         known = await self._identities.get(identity.issuer, identity.sub)

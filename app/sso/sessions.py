@@ -92,12 +92,6 @@ class SsoSessions:
         except STORE_ERRORS as exc:
             raise store_down(exc) from None
 
-    async def end_all_for_user(self, user_id: str) -> int:
-        try:
-            return await self._repo.delete_for_user(user_id)
-        except STORE_ERRORS as exc:
-            raise store_down(exc) from None
-
 
 def store_down(exc: BaseException) -> ServiceUnavailable:
     log.warning("sso sessions: store failed (%s)", describe_store_error(exc))

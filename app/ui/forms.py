@@ -18,7 +18,6 @@ from app.usage.limits import LIMITS
 
 RANGES: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_GRANULARITY: dict[str, Granularity] = {"24h": "hour", "7d": "day", "30d": "day"}
-ZONES = ("UTC", "Asia/Seoul")  # offered first; every IANA zone is in the page's datalist (all_zones())
 USER_STATUSES = ("active", "disabled", "deleted")
 # A bar chart stays readable up to about this many bars (7 days of hours: 168); a finer
 # granularity than the range allows is coarsened, and the page says so.

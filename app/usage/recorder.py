@@ -38,8 +38,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from app.store.errors import UnwrittenEvents, describe, is_transient
 from app.records.events import UsageEvent
+from app.store.errors import UnwrittenEvents, describe, is_transient
+from app.tasks import Periodic
 from app.usage.sanitize import clean_cost, sanitize_event
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,6 @@ class UsageRecorder:
                  dead_letter: DeadLetter | None = None) -> None:
         self._write_batch = write_batch
         self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_s
         self._queue: deque[UsageEvent] = deque()
         self._inflight: list[UsageEvent] = []
         self._inflight_left = 0  # events of the batch in flight not yet written or dead-lettered
@@ -88,9 +88,8 @@ class UsageRecorder:
         self._sweep = sweep
         self._sweep_interval_s = sweep_interval_s
         self._next_sweep = 0.0  # monotonic seconds; 0 = at the first tick
-        self._wakeup = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = Periodic("usage-recorder", flush_interval_s, self._tick)
         self._closing = False
         self.dropped = 0
         self.write_failures = 0
@@ -131,11 +130,10 @@ class UsageRecorder:
         if self._ledger is not None:
             self._ledger.add(event)
         if len(self._queue) >= self._batch_size:
-            self._wakeup.set()
+            self._flusher.wake()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-recorder")
+        self._flusher.start()
 
     async def flush(self) -> None:
         """Write everything queued now, one fixed batch at a time: transient failures are retried
@@ -231,33 +229,23 @@ class UsageRecorder:
         self._inflight_left -= 1
         self._release([event])
 
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._flush_interval_s)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
-            await self.flush()
-            if self._sweep is not None and not self._closing and time.monotonic() >= self._next_sweep:
-                self._next_sweep = time.monotonic() + self._sweep_interval_s
-                try:
-                    await self._sweep()
-                except Exception as exc:  # noqa: BLE001 - the sweep is retried next interval
-                    log.warning("usage sweep failed (%s)", type(exc).__name__)
+    async def _tick(self) -> None:
+        """One round of the background task (every ``flush_interval_s``, or when a batch is full):
+        write what is queued, then sweep when one is due."""
         await self.flush()
+        if self._sweep is not None and not self._closing and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self._sweep_interval_s
+            try:
+                await self._sweep()
+            except Exception as exc:  # noqa: BLE001 - the sweep is retried next interval
+                log.warning("usage sweep failed (%s)", type(exc).__name__)
 
     async def aclose(self, timeout_s: float = 30.0) -> None:
         """Stop the timer and flush what is queued (bounded by ``timeout_s`` seconds)."""
         self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=timeout_s)
-            except TimeoutError:
-                log.error("usage flush timed out at shutdown; %d events not written", self.depth)
-        else:
-            try:
-                await asyncio.wait_for(self.flush(), timeout=timeout_s)
-            except TimeoutError:
-                log.error("usage flush timed out at shutdown; %d events not written", self.depth)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._flusher.stop(graceful=True)  # a round in progress ends; no new one starts
+                await self.flush()
+        except TimeoutError:
+            log.error("usage flush timed out at shutdown; %d events not written", self.depth)

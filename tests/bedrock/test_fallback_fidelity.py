@@ -27,9 +27,9 @@ from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_pr
 from tests.fakes.anthropic_server import running_fake_anthropic
 from tests.fakes.bedrock_server import (FakeBedrock, converse_reasoning, converse_tool_use, http_error,
                                         running_fake_bedrock, stream_reasoning)
+from tests.support.constants import MODEL
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "claude_code_request.json"
-MODEL = "claude-sonnet-4-6"
 EPHEMERAL = {"type": "ephemeral"}
 
 

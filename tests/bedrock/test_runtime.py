@@ -50,8 +50,8 @@ from tests.fakes.bedrock_server import (
     stream_tool_use,
     text_block,
 )
+from tests.support.constants import BEDROCK_MODEL_ID as MODEL
 
-MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
 REQUEST: dict[str, Any] = {"modelId": MODEL, "messages": MESSAGES, "inferenceConfig": {"maxTokens": 64}}
 READ_TIMEOUT_S = 0.3       # the default runtime: stalls fail fast

@@ -15,8 +15,8 @@ import pytest
 from app.bedrock.server_tools import (UNAVAILABLE_TEXT, answer_without_bedrock, forced_unrunnable_tool,
                                       render_answer, to_stream_events)
 from app.errors import InvalidRequest
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8,
               "allowed_domains": ["docs.python.org"]}
 READ = {"name": "Read", "input_schema": {"type": "object"}}

@@ -1,6 +1,6 @@
 """What both fake servers (``anthropic_server.FakeAnthropic``, ``bedrock_server.FakeBedrock``) share:
-the recorded requests, the reply script, the ``closing`` event, and starting/stopping on a real
-loopback socket (``running``)."""
+the recorded requests, the reply script, the ``closing`` event, and serving on a real loopback
+socket (``running``: a server kept for the whole test run, lent to a fresh fake each time)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes.script import ReplyScript
-from tests.support.servers import serve_in_thread
+from tests.support.servers import shared_servers
 
 Recorded = TypeVar("Recorded")
 Reply = TypeVar("Reply")
@@ -61,11 +61,12 @@ class FakeServer(Generic[Recorded, Reply]):
     @classmethod
     @contextmanager
     def running(cls: type[Fake], **options: Any) -> Iterator[Fake]:
-        """A ``cls(**options)`` served on 127.0.0.1; ``.url`` is its base URL (no trailing /)."""
+        """A ``cls(**options)`` served on 127.0.0.1; ``.url`` is its base URL (no trailing /).
+        Each call makes a fresh fake (no state carries over); the server under it is kept."""
         fake = cls(**options)
-        with serve_in_thread(fake) as url:
+        with shared_servers.lend(fake) as url:
             fake.url = url
             try:
                 yield fake
             finally:
-                fake.closing.set()  # let stalled responses end, so shutdown does not wait for them
+                fake.closing.set()  # let stalled responses end

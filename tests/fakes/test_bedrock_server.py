@@ -26,8 +26,8 @@ from tests.fakes.bedrock_server import (
     stream_tool_use,
 )
 from tests.fakes.eventstream import encode_event, encode_exception
+from tests.support.constants import BEDROCK_MODEL_ID as MODEL
 
-MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 MODEL_PATH = "us.anthropic.claude-sonnet-4-20250514-v1%3A0"
 BODY = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
 

@@ -8,8 +8,8 @@ from infra.aws_facts import IAM_ROLE_INLINE_POLICY_MAX_CHARS
 from infra.iam import secret_arn_of
 from infra.policies import actions_of, resources_of
 from tests.infra.harness import BASE_CONFIG, ProgramRun
+from tests.support.constants import BEDROCK_FOUNDATION_MODEL_ID as MODEL
 
-MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 BEDROCK = {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"}
 KMS = {"kms:GenerateDataKey", "kms:Decrypt"}  # no kms:Encrypt: envelope.py never calls it
 

@@ -18,8 +18,8 @@ from infra.policies import (
     resources_of,
     task_role_policy,
 )
+from tests.support.constants import BEDROCK_FOUNDATION_MODEL_ID as MODEL
 
-MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 def test_task_role_policy_is_bedrock_and_app_key_only() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, count_tokens_invoke_body, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 TOOLS = [
     {"name": "Bash", "description": "Run a shell command", "input_schema": {
         "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
@@ -31,11 +31,11 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture
 def proxy_b(fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
     yield from start_proxy(make_settings("http://127.0.0.1:9", bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="bedrock_only"))
+                                         default_fallback_policy="bedrock_only"), in_process=True)
 
 
 def count(proxy: RunningProxy, **params: Any) -> Any:
-    client = anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, max_retries=0,
+    client = anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, http_client=proxy.client(), max_retries=0,
                                  default_headers={"x-proxy-key": proxy.key})
     return client.messages.with_raw_response.count_tokens(model=MODEL, **params)
 

@@ -27,8 +27,8 @@ from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_US
                                         FakeBedrock, disconnect_mid_stream, exception_mid_stream,
                                         http_error, is_converse_stream, running_fake_bedrock, stream_reasoning,
                                         stream_text)
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 SIGNATURE_ERROR = "messages.1.content.0: Invalid `signature` in `thinking` block"
 
 
@@ -42,17 +42,18 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
     """A proxy in front of both fakes, with the product's default policy (anthropic_first)."""
     yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0))
+                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
+                           in_process=True)
 
 
 def sdk(proxy: RunningProxy, *, key: str | None = None, api_key: str = CLIENT_API_KEY) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=api_key, base_url=proxy.url, max_retries=0,
+    return anthropic.Anthropic(api_key=api_key, base_url=proxy.url, http_client=proxy.client(), max_retries=0,
                                default_headers={"x-proxy-key": key or proxy.key})
 
 
 def post(proxy: RunningProxy, body: dict[str, Any], *, key: str | None = None,
          path: str = "/v1/messages") -> httpx.Response:
-    return httpx.post(f"{proxy.url}{path}", json=body, timeout=30,
+    return proxy.http.post(path, json=body, timeout=30,
                       headers={"x-proxy-key": key or proxy.key, "x-api-key": CLIENT_API_KEY})
 
 
@@ -65,7 +66,7 @@ def sse_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def stream_raw(proxy: RunningProxy, body: dict[str, Any], *, key: str | None = None) -> httpx.Response:
-    with httpx.stream("POST", f"{proxy.url}/v1/messages", json={**body, "stream": True}, timeout=30,
+    with proxy.http.stream("POST", "/v1/messages", json={**body, "stream": True}, timeout=30,
                       headers={"x-proxy-key": key or proxy.key, "x-api-key": CLIENT_API_KEY}) as response:
         response.read()
     return response
@@ -134,7 +135,7 @@ def test_streaming_fallback_is_accepted_by_the_sdk(fb_proxy: RunningProxy, fake_
 def test_5xx_circuit_opens_after_threshold(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> None:
     settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
                              default_fallback_policy="anthropic_first", circuit_failure_threshold=2)
-    for running in start_proxy(settings):
+    for running in start_proxy(settings, in_process=True):
         fake_anthropic.enqueue(overloaded_reply(), error_reply(503))
         for _ in range(2):
             assert post(running, HELLO).headers["x-proxy-provider"] == "bedrock"
@@ -169,7 +170,7 @@ def test_bedrock_throttled_too_gives_429(fb_proxy: RunningProxy, fake_anthropic:
 def test_bedrock_only_policy_needs_no_anthropic_credential(fb_proxy: RunningProxy, fake_anthropic: FakeAnthropic,
                                                            fake_bedrock: FakeBedrock) -> None:
     key = fb_proxy.new_key(fallback_policy="bedrock_only")
-    response = httpx.post(f"{fb_proxy.url}/v1/messages", json=HELLO, headers={"x-proxy-key": key["key"]})
+    response = fb_proxy.http.post("/v1/messages", json=HELLO, headers={"x-proxy-key": key["key"]})
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["text"] == BEDROCK_TEXT
     assert not fake_anthropic.requests
@@ -339,7 +340,7 @@ def test_thinking_history_reaches_anthropic_byte_for_byte(fb_proxy: RunningProxy
                                                            fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.enqueue(anthropic_message(thinking_block("t", "sig/+=="), tool_use_block("Bash", {"c": 1})))
     body = json.dumps(_thinking_history(), indent=1).encode()  # odd spacing: must survive as is
-    response = httpx.post(f"{fb_proxy.url}/v1/messages", content=body, timeout=30,
+    response = fb_proxy.http.post("/v1/messages", content=body, timeout=30,
                           headers={"x-proxy-key": fb_proxy.key, "x-api-key": CLIENT_API_KEY,
                                    "content-type": "application/json"})
     assert response.status_code == 200

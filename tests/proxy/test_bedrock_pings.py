@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
-import httpx
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, running_fake_bedrock, stream_text
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 PING_INTERVAL_S = 0.05
 SILENCE_S = 0.6  # twelve intervals: at least one ping however loaded the machine is
@@ -41,7 +40,7 @@ def silent_reply() -> object:
 def test_raw_stream_has_ping_frames_during_the_silence(bedrock_proxy: RunningProxy,
                                                        fake_bedrock: FakeBedrock) -> None:
     fake_bedrock.enqueue(silent_reply())
-    with httpx.stream("POST", f"{bedrock_proxy.url}/v1/messages", json={**HELLO, "stream": True}, timeout=30,
+    with bedrock_proxy.http.stream("POST", "/v1/messages", json={**HELLO, "stream": True}, timeout=30,
                       headers={"x-proxy-key": bedrock_proxy.key, "x-api-key": CLIENT_API_KEY}) as response:
         body = response.read()
     names = [line.removeprefix(b"event: ").decode() for line in body.split(b"\n") if line.startswith(b"event: ")]
@@ -54,7 +53,7 @@ def test_raw_stream_has_ping_frames_during_the_silence(bedrock_proxy: RunningPro
 
 def test_sdk_reads_through_the_pings(bedrock_proxy: RunningProxy, fake_bedrock: FakeBedrock) -> None:
     fake_bedrock.enqueue(silent_reply())
-    client = anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=bedrock_proxy.url, max_retries=0,
+    client = anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=bedrock_proxy.url, http_client=bedrock_proxy.client(), max_retries=0,
                                  default_headers={"x-proxy-key": bedrock_proxy.key})
     seen: list[str] = []
     with client.messages.stream(**HELLO) as stream:

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import CLIENT_API_KEY, make_settings, start_proxy
 from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 2048, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -25,8 +25,8 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture
 def client(fake_bedrock: FakeBedrock) -> Iterator[anthropic.Anthropic]:
     for proxy in start_proxy(make_settings("http://127.0.0.1:9", bedrock_endpoint_url=fake_bedrock.url,
-                                           default_fallback_policy="bedrock_only")):
-        yield anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, max_retries=0,
+                                           default_fallback_policy="bedrock_only"), in_process=True):
+        yield anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, http_client=proxy.client(), max_retries=0,
                                   default_headers={"x-proxy-key": proxy.key})
 
 

@@ -27,8 +27,8 @@ from tests.conftest import CLIENT_API_KEY, RunningProxy, admin_client, make_sett
 from tests.fakes.anthropic_server import (FakeAnthropic, overloaded_reply, rate_limit_reply, sse_frame, sse_reply,
                                           text_reply)
 from tests.fakes.bedrock_server import FakeBedrock, Reply, corrupt_mid_stream, running_fake_bedrock, stream_text
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -41,7 +41,8 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture
 def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
     yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0))
+                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
+                           in_process=True)
 
 
 def headers(key: str) -> dict[str, str]:
@@ -50,11 +51,11 @@ def headers(key: str) -> dict[str, str]:
 
 def post(proxy: RunningProxy, body: dict[str, Any] | bytes) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{proxy.url}/v1/messages", content=content, headers=headers(proxy.key), timeout=30)
+    return proxy.http.post("/v1/messages", content=content, headers=headers(proxy.key), timeout=30)
 
 
 def stream_raw(proxy: RunningProxy, body: dict[str, Any]) -> httpx.Response:
-    with httpx.stream("POST", f"{proxy.url}/v1/messages", json={**body, "stream": True}, timeout=30,
+    with proxy.http.stream("POST", "/v1/messages", json={**body, "stream": True}, timeout=30,
                       headers=headers(proxy.key)) as response:
         response.read()
     return response
@@ -102,6 +103,7 @@ class Held:
         self.response = self.client.send(request, stream=True)
         self.chunks = self.response.iter_raw()
         assert b"message_start" in next(self.chunks)
+        # On a socket (start_proxy without in_process): close() is a client leaving mid-stream.
 
     def close(self) -> None:
         self.response.close()
@@ -134,7 +136,7 @@ def test_a_full_local_pool_falls_back_without_cooldown_or_circuit(fake_anthropic
         assert fallback[0]["fallback_reason"] == "local_pool_exhausted"
         assert "local_pool_exhausted" in fallback[0]["notes"]
         assert metric(running.app, "claude_proxy_upstream_pool_exhausted_total", upstream="anthropic") == 1
-        scraped = httpx.get(f"{running.url}/metrics").text
+        scraped = running.http.get("/metrics").text
         assert "claude_proxy_bedrock_max_connections 1000.0" in scraped
         assert "claude_proxy_bedrock_connection_waiters 0.0" in scraped
 
@@ -230,7 +232,7 @@ def test_a_malformed_converse_body_without_anthropic_is_a_502(fake_anthropic: Fa
                                                               fake_bedrock: FakeBedrock) -> None:
     settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url, force_fallback=True,
                              default_fallback_policy="anthropic_first")
-    for running in start_proxy(settings):
+    for running in start_proxy(settings, in_process=True):
         fake_bedrock.enqueue(Reply(json_body={"output": {"message": {"content": "abc"}}}))
         response = post(running, HELLO)
         assert response.status_code == 502
@@ -288,7 +290,7 @@ def test_the_deepest_allowed_body_goes_through_the_bedrock_translation(fake_anth
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]}
     settings = make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url, force_fallback=True,
                              default_fallback_policy="anthropic_first")
-    for running in start_proxy(settings):
+    for running in start_proxy(settings, in_process=True):
         response = post(running, body)
         assert response.status_code == 200, response.text
         assert fake_bedrock.calls("Converse")[0].json()["messages"][1]["content"][0]["toolUse"]["input"] == tool_input
@@ -372,7 +374,7 @@ def test_a_complete_stream_is_billed_as_reported_not_floored(proxy: RunningProxy
 def test_claude_code_session_and_agent_headers_are_recorded_on_the_usage_event(
         proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.enqueue(text_reply("ok"))
-    response = httpx.post(f"{proxy.url}/v1/messages", json=HELLO, timeout=30, headers={
+    response = proxy.http.post("/v1/messages", json=HELLO, timeout=30, headers={
         **headers(proxy.key), "x-claude-code-session-id": "sess-1", "x-claude-code-agent-id": "agent-7",
         "x-claude-code-parent-agent-id": "main"})
     assert response.status_code == 200

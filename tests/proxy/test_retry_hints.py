@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply, text_reply
 from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 UNIFIED = {"anthropic-ratelimit-unified-status": "allowed_warning",
            "anthropic-ratelimit-unified-representative-claim": "five_hour",
@@ -32,11 +32,12 @@ def fake_bedrock() -> Iterator[FakeBedrock]:
 @pytest.fixture
 def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
     yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0))
+                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
+                           in_process=True)
 
 
 def sdk(proxy: RunningProxy, key: str | None = None) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, max_retries=0,
+    return anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, http_client=proxy.client(), max_retries=0,
                                default_headers={"x-proxy-key": key or proxy.key})
 
 
@@ -70,7 +71,7 @@ def test_bedrock_answers_never_carry_anthropics_hints(fb_proxy: RunningProxy, fa
     response = sdk(fb_proxy).messages.with_raw_response.create(**HELLO)
     assert response.headers["x-proxy-provider"] == "bedrock"
     assert _hints(response.headers) == {}
-    with httpx.stream("POST", f"{fb_proxy.url}/v1/messages", json={**HELLO, "stream": True}, timeout=30,
+    with fb_proxy.http.stream("POST", "/v1/messages", json={**HELLO, "stream": True}, timeout=30,
                       headers={"x-proxy-key": fb_proxy.key, "x-api-key": CLIENT_API_KEY}) as streamed:
         streamed.read()
     assert streamed.headers["x-proxy-provider"] == "bedrock"  # in the cooldown the 429 started

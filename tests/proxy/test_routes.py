@@ -5,26 +5,34 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from collections.abc import Iterator
 
 import anthropic
-import httpx
 import httpx2
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.anthropic_server import (DEFAULT_USAGE, FakeAnthropic, error_reply, rate_limit_reply,
                                           text_reply)
+from tests.support.constants import MODEL
 
-MODEL = "claude-sonnet-4-6"
 
 
 def sdk(proxy: RunningProxy, *, key: str | None = None, **kwargs: object) -> anthropic.Anthropic:
+    kwargs.setdefault("http_client", proxy.client())
     return anthropic.Anthropic(api_key=CLIENT_API_KEY, base_url=proxy.url, max_retries=0,
                                default_headers={"x-proxy-key": key or proxy.key}, **kwargs)
 
 
+@pytest.fixture
+def socket_proxy(fake_anthropic: FakeAnthropic) -> Iterator[RunningProxy]:
+    """The proxy on a loopback socket: for what the SDK puts on the wire."""
+    yield from start_proxy(make_settings(fake_anthropic.url))
+
+
 def test_sdk_create_reaches_upstream_with_client_credential_and_without_proxy_key(
-        proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+        socket_proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
+    proxy = socket_proxy
     sent: list[httpx2.Request] = []
     http_client = httpx2.Client(event_hooks={"request": [sent.append]})
     message = sdk(proxy, http_client=http_client).messages.create(
@@ -48,7 +56,7 @@ def test_body_is_forwarded_byte_for_byte_with_query_string(proxy: RunningProxy, 
     # Odd spacing, key order, unicode escapes and a float: any re-serialization would change them.
     body = (b'{ "stream":false,"max_tokens" : 16, "model":"%s","temperature":1.0,'
             b'"messages":[{"role":"user","content":"caf\\u00e9 \xe2\x98\x95"}] ,"metadata":{"user_id":"u"}}' % MODEL.encode())
-    response = httpx.post(f"{proxy.url}/v1/messages?beta=true", content=body,
+    response = proxy.http.post("/v1/messages?beta=true", content=body,
                           headers={"x-proxy-key": proxy.key, "x-api-key": CLIENT_API_KEY,
                                    "content-type": "application/json", "anthropic-beta": "a-1,b-2",
                                    "x-stainless-lang": "python"})
@@ -81,7 +89,7 @@ def test_sdk_count_tokens(proxy: RunningProxy, fake_anthropic: FakeAnthropic) ->
 
 def test_access_key_in_path_and_bearer_credential(proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
     client = anthropic.Anthropic(auth_token="sk-ant-oat01-subscription", base_url=f"{proxy.url}/ak/{proxy.key}",
-                                 max_retries=0)
+                                 http_client=proxy.client(), max_retries=0)
     message = client.messages.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].text
     received = fake_anthropic.messages_requests()[-1]
@@ -94,7 +102,7 @@ def test_upstream_headers_pass_back_and_errors_pass_through(proxy: RunningProxy,
                                                            fake_anthropic: FakeAnthropic) -> None:
     key = proxy.new_key(fallback_policy="anthropic_only")["key"]
     fake_anthropic.enqueue(text_reply(headers={"request-id": "req_abc", "anthropic-ratelimit-tokens-remaining": "99"}))
-    response = httpx.post(f"{proxy.url}/v1/messages", json={"model": MODEL, "max_tokens": 8, "messages": []},
+    response = proxy.http.post("/v1/messages", json={"model": MODEL, "max_tokens": 8, "messages": []},
                           headers={"x-proxy-key": key, "x-api-key": CLIENT_API_KEY})
     assert response.headers["request-id"] == "req_abc"
     assert response.headers["anthropic-ratelimit-tokens-remaining"] == "99"
@@ -109,10 +117,10 @@ def test_upstream_headers_pass_back_and_errors_pass_through(proxy: RunningProxy,
 
 def test_hello_probes_and_health(proxy: RunningProxy) -> None:
     for path in ("/api/hello", f"/ak/{proxy.key}/api/hello"):
-        assert httpx.get(proxy.url + path).status_code == 200
-        assert httpx.head(proxy.url + path).status_code == 200
-    assert httpx.get(f"{proxy.url}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{proxy.url}/ready").json()["store"] is True
+        assert proxy.http.get(path).status_code == 200
+        assert proxy.http.head(path).status_code == 200
+    assert proxy.http.get("/health").json() == {"status": "ok"}
+    assert proxy.http.get("/ready").json()["store"] is True
 
 
 def test_concurrent_requests_record_exact_usage(proxy: RunningProxy) -> None:
@@ -120,7 +128,7 @@ def test_concurrent_requests_record_exact_usage(proxy: RunningProxy) -> None:
 
     def one(i: int) -> int:
         stream = i % 2 == 0
-        response = httpx.post(f"{proxy.url}/v1/messages", timeout=30,
+        response = proxy.http.post("/v1/messages", timeout=30,
                               json={"model": MODEL, "max_tokens": 8, "stream": stream,
                                     "messages": [{"role": "user", "content": str(i)}]},
                               headers={"x-proxy-key": proxy.key, "x-api-key": CLIENT_API_KEY})
@@ -138,7 +146,7 @@ def test_concurrent_requests_record_exact_usage(proxy: RunningProxy) -> None:
 
 def test_mid_stream_failure_becomes_error_event(proxy: RunningProxy, fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.enqueue(text_reply("x" * 400, abort_after_events=4))
-    with httpx.stream("POST", f"{proxy.url}/v1/messages", timeout=30,
+    with proxy.http.stream("POST", "/v1/messages", timeout=30,
                       json={"model": MODEL, "max_tokens": 8, "stream": True,
                             "messages": [{"role": "user", "content": "x"}]},
                       headers={"x-proxy-key": proxy.key, "x-api-key": CLIENT_API_KEY}) as response:
@@ -160,15 +168,15 @@ def test_upstream_unreachable_and_stalled_give_5xx_envelopes(fake_anthropic: Fak
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     settings = make_settings(f"http://127.0.0.1:{closed_port}", default_fallback_policy="anthropic_only")
-    for running in start_proxy(settings):
-        response = httpx.post(f"{running.url}/v1/messages", json={"model": MODEL, "messages": []},
-                              headers={"x-proxy-key": running.key, "x-api-key": CLIENT_API_KEY})
+    for running in start_proxy(settings, in_process=True):
+        response = running.http.post("/v1/messages", json={"model": MODEL, "messages": []},
+                                     headers={"x-proxy-key": running.key, "x-api-key": CLIENT_API_KEY})
         assert response.status_code == 502
         assert response.json()["error"]["type"] == "api_error"
     fake_anthropic.enqueue(text_reply(stall_s=5))
     settings = make_settings(fake_anthropic.url, read_timeout_s=0.5, default_fallback_policy="anthropic_only")
-    for running in start_proxy(settings):
-        response = httpx.post(f"{running.url}/v1/messages", json={"model": MODEL, "messages": []},
-                              headers={"x-proxy-key": running.key, "x-api-key": CLIENT_API_KEY})
+    for running in start_proxy(settings, in_process=True):
+        response = running.http.post("/v1/messages", json={"model": MODEL, "messages": []},
+                                     headers={"x-proxy-key": running.key, "x-api-key": CLIENT_API_KEY})
         assert response.status_code == 504
         assert response.json()["error"]["type"] == "timeout_error"

@@ -118,6 +118,8 @@ def test_sign_out_ends_the_session(sso_proxy: SsoProxy) -> None:
         assert client.post("/me/logout", data={"csrf_token": csrf_of(page.text)}).status_code == 303
     with httpx.Client(base_url=sso_proxy.url, timeout=30, cookies=stolen) as copy:
         assert "Sign in with single sign-on" in copy.get("/me").text  # a copied cookie is dead too
+    (entry,) = sso_proxy.admin.get("/admin/audit", params={"action": "sso.logout"}).json()["data"]
+    assert (entry["actor"], entry["details"]) == ("oidc:carol (carol@example.com)", {"via": "me"})
 
 
 def test_audit_log_names_the_person(sso_proxy: SsoProxy, erin: httpx.Client) -> None:

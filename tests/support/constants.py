@@ -18,3 +18,6 @@ NO_BEDROCK_URL = "http://127.0.0.1:9"
 # argon2id at its cheapest, for proxies started by tests (each start hashes the admin password and
 # each admin login verifies it: ~0.3 s apiece with the default 64 MiB / 3 passes). Still argon2id.
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+DATED_MODEL = "claude-sonnet-4-5-20250929"  # a dated model name (snapshots and prices are by dated name)
+BEDROCK_MODEL_ID = "us.anthropic.claude-sonnet-4-20250514-v1:0"  # a Bedrock inference profile id, as on the wire
+BEDROCK_FOUNDATION_MODEL_ID = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # a foundation model id, as in IAM ARNs

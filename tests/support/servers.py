@@ -1,7 +1,9 @@
-"""Run an ASGI app on 127.0.0.1 in a background thread, for tests that need a real socket.
+"""Run an ASGI app for tests: on 127.0.0.1 in a background thread (``serve_in_thread``), for tests
+that need a real socket; on loopback servers kept for the whole run (``shared_servers.lend``), for
+the fake upstreams; or in-process without a socket (``run_in_process``), for the proxy where the
+socket is not what is tested.
 
-Used for the proxy itself (driven by the real Claude Code CLI or the ``anthropic`` SDK) and for
-the fake upstreams. The server binds port 0, so parallel tests never collide.
+Servers bind port 0, so parallel tests never collide.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import uvicorn
+from starlette.testclient import TestClient
 
 
 class _Server(uvicorn.Server):
@@ -53,3 +56,93 @@ def serve_in_thread(app: Any, *, startup_timeout_s: float = 20.0, port: int = 0,
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+# --- loopback servers kept for the whole run ------------------------------------------------------
+
+class _Slot:
+    """The ASGI app a kept server serves: whichever app is lent the server now (``app``), else 503."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.app
+        if app is None:  # between two tests: nobody holds this server
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+
+class SharedServers:
+    """Loopback servers started once and lent out, one app at a time: ``lend(app)`` costs no server
+    start (~0.05 s) or stop (~0.2 s: uvicorn's 0.1 s ticks), which dominated tests that start a
+    fresh fake upstream each. The app must not need a lifespan (the fakes do not)."""
+
+    def __init__(self) -> None:
+        self._idle: list[tuple[_Slot, str]] = []
+        self._lock = threading.Lock()
+        self._servers = ExitStack()
+
+    @contextmanager
+    def lend(self, app: Any) -> Iterator[str]:
+        """Serve ``app`` on a kept server (a new one if all are lent); yields its base URL."""
+        with self._lock:
+            kept = self._idle.pop() if self._idle else None
+        if kept is None:
+            slot = _Slot()
+            kept = slot, self._servers.enter_context(serve_in_thread(slot, lifespan="off"))
+        kept[0].app = app
+        try:
+            yield kept[1]
+        finally:
+            kept[0].app = None
+            with self._lock:
+                self._idle.append(kept)
+
+    def close(self) -> None:
+        """Stop every kept server."""
+        with self._lock:
+            self._idle.clear()
+        self._servers.close()
+
+
+shared_servers = SharedServers()  # an empty pool; servers start on the first lend(), never at import
+
+
+# --- the app in-process, without a socket ---------------------------------------------------------
+
+class _InProcessClient(TestClient):
+    """A TestClient that drops per-request ``timeout=`` (helpers shared with socket tests pass
+    one): without a socket there is nothing to time out, and TestClient warns about it."""
+
+    def request(self, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().request(*args, **kwargs)
+
+
+@contextmanager
+def run_in_process(app: Any) -> Iterator[Callable[..., TestClient]]:
+    """Run ``app``'s lifespan on an event-loop thread; yields ``client(**options)``, a factory of
+    sync clients (Starlette's ``TestClient``: an ``httpx2.Client``, so the ``anthropic`` SDK takes
+    it as ``http_client=``) that call ``app`` in-process on that same loop, base URL
+    ``http://testserver``. Responses stream (the body is handed over as the app sends it).
+
+    Behaves as a server would: app exceptions become 500 answers (not raised into the test),
+    redirects are not followed. Not for what only a socket shows: bytes and headers on the wire,
+    client disconnects, keep-alive, server shutdown. Source: starlette.io/testclient/
+    """
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as owner:
+        clients: list[TestClient] = []
+
+        def client(**options: Any) -> TestClient:
+            made = _InProcessClient(app, raise_server_exceptions=False, follow_redirects=False, **options)
+            made.portal = owner.portal  # requests run on the lifespan's loop, next to the app's tasks
+            clients.append(made)
+            return made
+
+        try:
+            yield client
+        finally:
+            for made in clients:  # abort responses a test left open, before the lifespan ends
+                made.close()

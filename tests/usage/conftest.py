@@ -20,11 +20,11 @@ import app.main
 from app.config import Settings
 from app.main import create_app
 from app.proxy.anthropic import AnthropicUpstream
+from tests.support.constants import DATED_MODEL as MODEL
 
 ADMIN_PASSWORD = "usage-admin-password-123"
 SECRET_KEY = "usage-secret-key-0123456789-abcdefghijklmnop"
 CLIENT_CREDENTIAL = "sk-ant-api03-usage-tests"
-MODEL = "claude-sonnet-4-5-20250929"
 
 
 def usage_for(n: int) -> dict[str, Any]:

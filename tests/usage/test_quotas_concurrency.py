@@ -27,8 +27,8 @@ import app.main
 from app.usage.pricing import PriceTable
 from tests.usage.conftest import CLIENT_CREDENTIAL, InProcessProxy, _Chunks, _sse, in_process_proxy, usage_settings
 from tests.usage.faults import Faults
+from tests.support.constants import DATED_MODEL as MODEL
 
-MODEL = "claude-sonnet-4-5-20250929"
 CONCURRENCY = 200
 MAX_TOKENS = 16
 
