@@ -79,12 +79,13 @@ async def build_governance(settings: Settings, *, db: Any, users: Any, access_ke
     from app.governance.alerts import AlertWatcher, WebhookSender
     from app.governance.allowlist import ModelPolicy
     from app.governance.cache import GovernanceCache
-    from app.governance.enforce import SpendAdmission, SpendLeaseBook
+    from app.governance.enforce import SpendAdmission
     from app.governance.groups import GroupService
     from app.governance.periods import zone
     from app.governance.spend import SpendLimitService
     from app.store import admin_api_keys, alert_state, groups, spend_limits
     from app.store.leases import LeaseRepository
+    from app.usage.lease_book import LeaseBook
     from app.store.mongo import ensure_indexes
 
     try:
@@ -97,7 +98,7 @@ async def build_governance(settings: Settings, *, db: Any, users: Any, access_ke
     cache = GovernanceCache(group_repo, limit_repo, refresh_s=settings.governance_refresh_s)
     await cache.load()
     spend = SpendLimitService(limit_repo, group_repo, users, usage, audit, cache, tz=tz)
-    book = SpendLeaseBook(LeaseRepository(db), lease_ttl_s=settings.quota_lease_ttl_s,
+    book = LeaseBook(LeaseRepository(db), lease_ttl_s=settings.quota_lease_ttl_s,
                           slice_fraction=settings.quota_lease_slice_fraction,
                           sync_interval_s=settings.quota_sync_interval_s,
                           store_timeout_s=settings.quota_store_timeout_s, degraded_s=settings.quota_degraded_s)

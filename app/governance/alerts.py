@@ -92,7 +92,8 @@ class WebhookSender:
 
     async def aclose(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drain(), timeout=5.0)
+            async with asyncio.timeout(5.0):
+                await self.drain()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,6 +169,7 @@ class AlertWatcher:
     async def aclose(self) -> None:
         await self._checker.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.check(), timeout=2.0)
+            async with asyncio.timeout(2.0):
+                await self.check()
         if self.webhook is not None:
             await self.webhook.aclose()

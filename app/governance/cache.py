@@ -38,8 +38,8 @@ class GovernanceCache:
     async def load(self) -> bool:
         """Reload both tables; False (and the old tables kept) when the store fails."""
         try:
-            groups, limits = await asyncio.wait_for(
-                asyncio.gather(self._group_repo.all(), self._limit_repo.all()), timeout=self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                groups, limits = await asyncio.gather(self._group_repo.all(), self._limit_repo.all())
         except Exception as exc:  # noqa: BLE001 - keep serving the last good tables
             if not self.stale:
                 log.warning("governance tables not reloaded (%s); keeping the last good copy", type(exc).__name__)

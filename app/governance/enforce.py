@@ -38,7 +38,7 @@ from app.governance.periods import iso_z, period_end, period_start
 from app.governance.resolve import Cap, caps_for
 from app.usage.estimate import estimate_request, unpriced_cost_usd_micros
 from app.records.events import UsageEvent
-from app.usage.lease_book import WINDOW_RETRIES, LeaseBook, Refusal
+from app.usage.lease_book import WINDOW_RETRIES, BookClock, LeaseBook, Refusal
 from app.usage.ledger import Reservation
 from app.usage.pricing import PriceTable
 
@@ -71,14 +71,6 @@ class SpendLimitReached(RateLimited):
     should_retry = False  # x-should-retry: false (app/errors.py): Claude Code stops at once
 
 
-class SpendLeaseBook(LeaseBook):
-    """The LeaseBook, with ``degraded`` public (for the fail-closed setting)."""
-
-    @property
-    def degraded(self) -> bool:
-        return self._degraded()
-
-
 def counter_id(cap: Cap, start: datetime) -> str:
     kind, ident = cap.counter
     return f"spend:{kind}:{ident}:{cap.period}:{start:%Y%m%dT%H%M}"
@@ -88,11 +80,11 @@ def _cost(event: UsageEvent) -> int:
     return event.cost_usd_micros if event.cost_usd_micros is not None else unpriced_cost_usd_micros(event)
 
 
-class SpendAdmission:
+class SpendAdmission(BookClock):
     """``await check(preq)``: reserve the request's spend on every cap that applies, or raise
     SpendLimitReached (429) / ServiceUnavailable (503, fail-closed only). ``clock``: UTC now."""
 
-    def __init__(self, cache: GovernanceCache, book: SpendLeaseBook, *, pricing: PriceTable | None,
+    def __init__(self, cache: GovernanceCache, book: LeaseBook, *, pricing: PriceTable | None,
                  spend_of: Callable[[tuple[str, str], datetime, datetime], Awaitable[int]], tz: tzinfo = UTC,
                  fail_closed: bool = False, alerts: AlertWatcher | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -101,15 +93,6 @@ class SpendAdmission:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.refused = 0  # requests refused over a cap (for tests and metrics)
         self._partial: dict[str, float] = {}  # counter id -> time.monotonic() of its partial reservation
-
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        return self._clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], datetime]) -> None:
-        self._clock = clock
-        self.book.clock = clock
 
     async def check(self, preq: ProxyRequest) -> None:
         if preq.endpoint != "messages":

@@ -28,7 +28,7 @@ from app.store.usage_reads import UsageReader
 from app.records.buckets import TOKEN_COUNTERS, Granularity, Scope, floor, next_start
 from app.usage.estimate import Estimate, estimate_request, unpriced_cost_usd_micros
 from app.records.events import UsageEvent
-from app.usage.lease_book import WINDOW_RETRIES, LeaseBook, Refusal
+from app.usage.lease_book import WINDOW_RETRIES, BookClock, LeaseBook, Refusal
 from app.usage.ledger import PendingUsage, Reservation
 from app.usage.limits import LIMITS, MICROS_PER_USD, UNIT, LimitSpec, effective_limits
 from app.usage.pricing import PriceTable
@@ -73,7 +73,7 @@ class _WindowEnded(Exception):
     """A claim's window ended before its counter could be reserved (internal to ``check``)."""
 
 
-class QuotaAdmission:
+class QuotaAdmission(BookClock):
     """The Forwarder's ``Admission``: ``await check(preq)`` reserves or raises RateLimited.
 
     Only ``/v1/messages`` calls are checked (``count_tokens`` is free and unlimited here).
@@ -88,15 +88,6 @@ class QuotaAdmission:
         self._store_timeout_s = store_timeout_s
         self._on_reject = on_reject
         self.clock = clock or (lambda: datetime.now(UTC))
-
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        return self._clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], datetime]) -> None:
-        self._clock = clock
-        self.book.clock = clock
 
     def start(self) -> None:
         self.book.start()

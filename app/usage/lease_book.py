@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from app.store.leases import LeaseRepository
+from app.tasks import Periodic
 from app.usage.ledger import Lease
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,22 @@ class _CounterLocks:
         return len(self._locks)
 
 
+class BookClock:
+    """A mixin for the book's callers (QuotaAdmission, SpendAdmission): ``clock`` (public,
+    replaceable; returns UTC now) is the ``book``'s clock, so the windows a caller computes and the
+    leases' expiry read the same time."""
+
+    book: LeaseBook
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.book.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self.book.clock = clock
+
+
 class LeaseBook:
     """Local leases of one replica (``holder``: a random id per process). See the module docstring."""
 
@@ -96,7 +113,6 @@ class LeaseBook:
         self.holder = holder or uuid.uuid4().hex[:16]
         self._ttl = timedelta(seconds=lease_ttl_s)
         self._slice_fraction = slice_fraction
-        self._sync_interval_s = sync_interval_s
         self._store_timeout_s = store_timeout_s
         self._degraded_s = degraded_s
         self._degraded_until = 0.0  # time.monotonic()
@@ -104,8 +120,7 @@ class LeaseBook:
         self._locks = _CounterLocks()
         self._late: dict[str, int] = {}  # counter id -> units to add (settled after the lease closed)
         self._expiry: dict[str, datetime] = {}  # counter id -> its expires_at (for late adjustments)
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._syncer = Periodic("quota-lease-sync", sync_interval_s, self.sync)
 
     # --- the request path ----------------------------------------------------------------------
 
@@ -127,7 +142,7 @@ class LeaseBook:
                 self._drop(lease)
             if now >= window_end:
                 return WINDOW_ENDED
-            if not self._degraded():
+            if not self.degraded:
                 try:
                     return await self._call(self._grant(counter_id, amount, limit, window_end, initial, now))
                 except Exception as exc:  # noqa: BLE001 - fail open: never block traffic on the store
@@ -223,7 +238,7 @@ class LeaseBook:
 
     async def sync(self) -> None:
         """Report changed spent counts, give back expired leases, send late corrections."""
-        if self._degraded():
+        if self.degraded:
             return
         now = self.clock()
         try:
@@ -280,23 +295,13 @@ class LeaseBook:
             del self._leases[lease.counter_id]
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="quota-lease-sync")
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self._sync_interval_s)
-            await self.sync()
+        self._syncer.start()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Stop syncing and give every lease back (bounded by ``timeout_s``)."""
-        self._stopping = True  # the loop also ends on this if a cancellation were lost
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._task
-            self._task = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._syncer.stop()
         for lease in list(self._leases.values()):
             lease.until = self.clock()  # so sync() closes it
         try:
@@ -331,7 +336,9 @@ class LeaseBook:
         async with asyncio.timeout(self._store_timeout_s):
             return await coro
 
-    def _degraded(self) -> bool:
+    @property
+    def degraded(self) -> bool:
+        """True while store calls are skipped after a failure (leases spent locally)."""
         return time.monotonic() < self._degraded_until
 
     def _degrade(self, exc: BaseException) -> None:
