@@ -34,10 +34,18 @@ _PING = object()  # Bedrock was silent for a whole interval
 
 
 async def _read(events: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]) -> None:
-    """The reader task: every event, then ``_END``, or the exception that ended the stream."""
+    """The reader task: every event, then ``_END``, or the exception that ended the stream.
+
+    Until the first ``contentBlockDelta`` it lets the relay side run after each event, so the first
+    token goes out before the events that came in the same read are parsed (time to first token);
+    after that, events already received are parsed in one go and go out as one chunk."""
+    first_token = False
     try:
         async for event in events:
             await queue.put(event)
+            if not first_token:
+                first_token = "contentBlockDelta" in event
+                await asyncio.sleep(0)
     except Exception as exc:  # noqa: BLE001 - handed to the relay side, which raises it in order
         await queue.put(exc)
         return
