@@ -87,6 +87,13 @@ def start_fake(cpu: int, deltas: int = 0, gap_ms: float = 0.0) -> Process:
     return Process(popen, f"http://127.0.0.1:{int(line.split()[1])}")
 
 
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds ``pid``'s main thread (the proxy's event loop) spent runnable but waiting for its CPU
+    (``/proc/<pid>/schedstat``, field 2, ns): what other processes on that CPU cost it in latency."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def anthropic_params() -> dict[str, Any]:
     return {"model": MODEL, "max_tokens": 64, "stream": True,
             "messages": [{"role": "user", "content": "lorem ipsum " * 80}]}
@@ -117,7 +124,7 @@ async def measure(fake_url: str, proxy: Target, proxy_pid: int, n: int, warmup: 
     body = json.dumps(params).encode()
     samples: dict[str, list[float]] = {"direct": [], "proxy": []}
     deadline = time.monotonic() + max_s
-    proxy_cpu_s = 0.0
+    proxy_cpu_s = proxy_wait_s = 0.0
     async with aioboto3.Session().client("bedrock-runtime", region_name="us-east-1", endpoint_url=fake_url) as client, \
             proxy.session(1) as session:
         calls = {"direct": lambda: direct_ttft(client, request), "proxy": lambda: proxy.stream(session, body)}
@@ -126,19 +133,21 @@ async def measure(fake_url: str, proxy: Target, proxy_pid: int, n: int, warmup: 
                 await call()
         for _ in range(rounds):
             for name, call in calls.items():
-                cpu0 = cpu_s(proxy_pid)
+                cpu0, wait0 = cpu_s(proxy_pid), run_queue_wait_s(proxy_pid)
                 for _ in range(n // rounds):
                     if time.monotonic() > deadline:
                         break
                     samples[name].append(await call())
                 if name == "proxy":
                     proxy_cpu_s += cpu_s(proxy_pid) - cpu0
+                    proxy_wait_s += run_queue_wait_s(proxy_pid) - wait0
     out: dict[str, Any] = {}
     for name, values in samples.items():
         ms = [v * 1000 for v in values]
         out[name] = {"n": len(ms), "p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90),
                      "p99_ms": percentile(ms, 99)}
     out["proxy"]["proxy_cpu_ms_per_req"] = proxy_cpu_s * 1000 / max(1, len(samples["proxy"]))
+    out["proxy"]["proxy_run_queue_wait_ms_per_req"] = proxy_wait_s * 1000 / max(1, len(samples["proxy"]))
     out["added_p50_ms"] = out["proxy"]["p50_ms"] - out["direct"]["p50_ms"]
     return out
 
@@ -193,7 +202,8 @@ def report(r: dict[str, Any]) -> list[str]:
             "### time to first token, 1 connection", "",
             *markdown_table(["side", "n", "p50 ms", "p90 ms", "p99 ms", "proxy CPU ms/req"], rows), "",
             f"added p50: {added:.2f} ms (target <= 2 ms: {'MET' if added <= 2 else 'MISSED'}); "
-            f"wall {r['wall_s']:.0f} s", *report_events(r.get("events"))]
+            f"wall {r['wall_s']:.0f} s; the proxy's event loop waited {p['proxy_run_queue_wait_ms_per_req']:.2f} ms "
+            "per request for its CPU (other processes on it)", *report_events(r.get("events"))]
 
 
 def report_events(e: dict[str, Any] | None) -> list[str]:
