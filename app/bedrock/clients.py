@@ -9,8 +9,8 @@ botocore retries are off (``total_max_attempts: 1``): the proxy decides what to 
 botocore's parameter validation is off by default (``parameter_validation``): it walks the whole
 request against the service model, ~0.5 ms for a 59 KiB Claude Code request and ~2.1 ms for a
 166 KiB one (issue 16), on every call; Bedrock validates the request itself (a ValidationException
-is the same 400 ``invalid_request_error``), and the translation is checked against the same shapes
-in tests/bedrock/test_golden.py.
+is the same 400 ``invalid_request_error``), and in tests the translation is checked against the same
+shapes (tests/bedrock/test_golden.py, and the fake Bedrock runs botocore's validator on every call).
 
 Connections: at most ``max_connections`` calls and open streams per replica, over all clients
 (an ``asyncio.Semaphore`` in front of them; each client's own aiohttp pool has the same size, so
