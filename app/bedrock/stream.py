@@ -28,10 +28,14 @@ from app.bedrock.tool_ids import from_bedrock_id
 Event = dict[str, Any]
 
 
+# One encoder for every event: ``json.dumps`` with non-default options builds a new JSONEncoder per
+# call, about a third of this function's cost (issue 16).
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_sse(event: Event) -> bytes:
     """``{"type": "ping"}`` -> ``b'event: ping\\ndata: {"type":"ping"}\\n\\n'`` (compact UTF-8 JSON)."""
-    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+    return f"event: {event['type']}\ndata: {_to_json(event)}\n\n".encode()
 
 
 def ping_event() -> bytes:

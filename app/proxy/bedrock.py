@@ -13,14 +13,12 @@ https://docs.anthropic.com/en/api/messages-streaming
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio
 from starlette.responses import Response
 
 from app.bedrock.api_choice import ApiChoice
@@ -34,9 +32,10 @@ from app.bedrock.response import new_message_id, to_message
 from app.bedrock.runtime import BedrockRuntime
 from app.bedrock.server_tools import NOTE as SERVER_TOOL_NOTE
 from app.bedrock.server_tools import answer_without_bedrock, render_answer
-from app.bedrock.stream import StreamTranslator, encode_sse, ping_event
+from app.bedrock.stream import StreamTranslator
 from app.bedrock.tokens import estimate_input_tokens
 from app.errors import InvalidRequest, ProxyError, UpstreamPoolExhausted
+from app.proxy.bedrock_sse import translated_sse
 from app.proxy.drain import Drain
 from app.proxy.headers import PROVIDER_HEADER
 from app.proxy.outcome import Outcome
@@ -224,33 +223,8 @@ class BedrockUpstream:
                      headers=[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"),
                               *headers])
 
-    async def _sse(self, events: Events, first: dict[str, Any] | None,
-                   translator: StreamTranslator | InvokeStreamTranslator) -> AsyncGenerator[bytes, None]:
-        """ConverseStream (or InvokeModelWithResponseStream) events -> Anthropic SSE bytes, a ``ping``
-        while Bedrock is silent.
-        Raises ProxyError (mid-stream failures, ``MalformedResponse``)."""
-        pending: asyncio.Future[dict[str, Any]] | None = None
-        try:
-            event = first
-            while event is not None:
-                for out in translator.feed(event):
-                    yield encode_sse(out)
-                pending = asyncio.ensure_future(anext(events))
-                while not pending.done():
-                    finished, _ = await asyncio.wait({pending}, timeout=self._ping_interval_s)
-                    if not finished:
-                        yield ping_event()
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    event = None
-                pending = None
-            for out in translator.finish():
-                yield encode_sse(out)
-        finally:
-            if pending is not None and not pending.done():
-                with anyio.CancelScope(shield=True):
-                    pending.cancel()
-                    # Let the cancellation land before the relay closes ``events``: aclose() on a
-                    # generator that is still running raises instead of closing.
-                    await asyncio.wait({pending})
+    def _sse(self, events: Events, first: dict[str, Any] | None,
+             translator: StreamTranslator | InvokeStreamTranslator) -> AsyncGenerator[bytes, None]:
+        """ConverseStream (or InvokeModelWithResponseStream) events -> Anthropic SSE bytes, a ``ping`` while Bedrock is silent
+        (``bedrock_sse.py``). Raises ProxyError (mid-stream failures, ``MalformedResponse``)."""
+        return translated_sse(events, first, translator, ping_interval_s=self._ping_interval_s)

@@ -339,10 +339,23 @@ async def test_connection_refused_is_upstream_unavailable() -> None:
         await runtime.aclose()
 
 
-async def test_botocore_param_validation_is_invalid_request(runtime: BedrockRuntime, fake: FakeBedrock) -> None:
-    with pytest.raises(InvalidRequest, match="Bedrock: Parameter validation failed"):
-        await runtime.converse({"modelId": MODEL, "messages": "not a list"})
+async def test_botocore_param_validation_is_invalid_request(fake: FakeBedrock) -> None:
+    fake.reset()
+    runtime = make_runtime(endpoint_url=fake.url, parameter_validation=True)
+    try:
+        with pytest.raises(InvalidRequest, match="Bedrock: Parameter validation failed"):
+            await runtime.converse({"modelId": MODEL, "messages": "not a list"})
+    finally:
+        await runtime.aclose()
     assert fake.requests == []
+
+
+async def test_no_param_validation_by_default(runtime: BedrockRuntime, fake: FakeBedrock) -> None:
+    # Off for CPU (app/bedrock/clients.py): a request botocore would refuse goes out, and
+    # Bedrock's own ValidationException (here the fake's, which runs botocore's check) is the 400.
+    with pytest.raises(InvalidRequest, match='Missing required parameter in messages\\[0\\]: "content"'):
+        await runtime.converse({"modelId": MODEL, "messages": [{"role": "user"}]})  # content is required
+    assert len(fake.requests) == 1
 
 
 @pytest.mark.parametrize("status, code", [(503, "ServiceUnavailableException"), (429, "ThrottlingException"),

@@ -3,7 +3,8 @@ turns from a fake Bedrock (real aioboto3, real event-stream framing), and the CL
 
 Each request Claude Code sends is the real thing (adaptive thinking, ``context_management``, role
 ``system`` turns, many ``anthropic-beta`` values, ``defer_loading`` tools), so the fake Bedrock's
-validation and botocore's own parameter validation see exactly what production would."""
+validation (botocore's own parameter validation included: the proxy's client skips it, the fake runs it) sees
+exactly what production would."""
 
 from __future__ import annotations
 

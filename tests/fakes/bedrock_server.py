@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import itertools
 import json
 import threading
@@ -399,6 +400,29 @@ def validation_error(messages: Any) -> str | None:
     return None
 
 
+@functools.cache
+def _input_shapes() -> dict[str, Any]:
+    """botocore's Converse and ConverseStream input shapes, from the proxy's own data loader."""
+    from botocore.model import ServiceModel
+
+    from app.bedrock.clients import SERVICE_NAME, data_loader
+
+    model = ServiceModel(data_loader().load_service_model(SERVICE_NAME, "service-2"), SERVICE_NAME)
+    return {name: model.operation_model(name).input_shape for name in ("Converse", "ConverseStream")}
+
+
+def shape_error(recorded: RecordedRequest, body: dict[str, Any]) -> str | None:
+    """botocore's parameter validation of a Converse / ConverseStream call as it arrived (the JSON
+    body, whose blobs are base64 text, which the validator accepts as it accepts bytes), else None.
+    The proxy's client does not validate (app/bedrock/clients.py: CPU), so the fake does."""
+    from botocore.validate import ParamValidator
+
+    if (shape := _input_shapes().get(recorded.operation)) is None:
+        return None
+    report = ParamValidator().validate({"modelId": recorded.model_id, **body}, shape)
+    return report.generate_report() if report.has_errors() else None
+
+
 NATIVE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 TOOL_SEARCH_BETA = "tool-search-tool-2025-10-19"
 
@@ -566,6 +590,8 @@ class FakeBedrock(FakeServer[RecordedRequest, "Reply"]):
             messages = body.get("messages") if recorded.operation != "CountTokens" else (
                 (body.get("input") or {}).get("converse") or {}).get("messages")
         if (message := validation_error(messages)) is not None:
+            return http_error(400, "ValidationException", message)
+        if (message := shape_error(recorded, body)) is not None:
             return http_error(400, "ValidationException", message)
         return None
 

@@ -204,3 +204,24 @@ def test_invalid_messages_get_a_validation_exception(fake: FakeBedrock, messages
     assert response.status_code == 400
     assert response.headers["x-amzn-errortype"].startswith("ValidationException:")
     assert fragment in response.json()["message"]
+
+
+@pytest.mark.parametrize("action", ["converse", "converse-stream"])
+@pytest.mark.parametrize("body, fragment", [
+    ({**BODY, "inferenceConfig": {"maxTokens": "64"}}, "Invalid type for parameter inferenceConfig.maxTokens"),
+    ({**BODY, "temperatureX": 1}, 'Unknown parameter in input: "temperatureX"'),
+    ({"messages": [{"role": "user"}]}, 'Missing required parameter in messages[0]: "content"'),
+])
+def test_requests_botocore_would_refuse_get_a_validation_exception(fake: FakeBedrock, action: str, body: dict,
+                                                                     fragment: str) -> None:
+    # The proxy's client skips botocore's validation (CPU, app/bedrock/clients.py); the fake runs it.
+    response = post(fake, action, body)
+    assert response.status_code == 400
+    assert response.headers["x-amzn-errortype"].startswith("ValidationException:")
+    assert fragment in response.json()["message"]
+
+
+def test_base64_blobs_pass_the_shape_check(fake: FakeBedrock) -> None:
+    image = {"image": {"format": "png", "source": {"bytes": base64.b64encode(b"\x89PNG").decode()}}}
+    response = post(fake, "converse", {"messages": [{"role": "user", "content": [image, {"text": "what is it?"}]}]})
+    assert response.status_code == 200, response.text
