@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from typing import TypeVar, overload
 
 import aiohttp
@@ -34,23 +34,31 @@ _T = TypeVar("_T")
 _URL_CACHE_MAX = 64  # distinct (path, query) pairs kept; in practice 2 paths x a few queries
 
 
+def as_httpx_error(exc: BaseException) -> httpx.TransportError | None:
+    """An aiohttp error -> the httpx exception for what happened (most specific first); None for
+    anything else (raised as it is)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc))
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # SocketTimeoutError (sock_read) included
+        return httpx.ReadTimeout(str(exc))
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, DNS, TLS handshake
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc))
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientResponseError):
+        return httpx.ReadError(str(exc))
+    return None
+
+
 @contextmanager
 def map_aiohttp_errors() -> Iterator[None]:
-    """aiohttp errors -> the httpx exception for what happened (most specific first)."""
+    """aiohttp errors -> the httpx exception for what happened (``as_httpx_error``)."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc)) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc)) from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc)) from exc
-    except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS, TLS handshake
-        raise httpx.ConnectError(str(exc)) from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except (aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as exc:
-        raise httpx.ReadError(str(exc)) from exc
+    except aiohttp.ClientError as exc:
+        if (mapped := as_httpx_error(exc)) is None:
+            raise
+        raise mapped from exc
 
 
 class ResponseHeaders(Mapping[str, str]):
@@ -180,28 +188,11 @@ class AnthropicUpstream:
             url = self._urls[key] = f"{self._base_url}{path}?{query}" if query else f"{self._base_url}{path}"
         return url
 
-    @asynccontextmanager
-    async def send(self, path: str, query: str, headers: list[tuple[str, str]],
-                   body: bytes) -> AsyncIterator[AnthropicResponse]:
-        """POST ``body`` (exact bytes) to ``path?query``; yields the response with its head read
-        and its body not yet read. Raises UpstreamUnavailable / UpstreamTimeout / UpstreamPoolExhausted."""
-        await self._acquire()
-        self.in_flight += 1
-        try:
-            try:
-                response = await self._open(path, query, headers, body)
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(f"Anthropic did not answer in time ({type(exc).__name__})") from None
-            except httpx.TransportError as exc:
-                raise UpstreamUnavailable(f"could not reach Anthropic ({type(exc).__name__})") from None
-            del body  # this frame lives as long as the response: do not keep the body
-            try:
-                yield response
-            finally:
-                await response.aclose()
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
+    def send(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes) -> _Exchange:
+        """POST ``body`` (exact bytes) to ``path?query``; ``async with`` it for the response with its
+        head read and its body not yet read (released, and the slot freed, on exit).
+        Raises UpstreamUnavailable / UpstreamTimeout / UpstreamPoolExhausted on entry."""
+        return _Exchange(self, (path, query, headers, body))
 
     async def _open(self, path: str, query: str, headers: list[tuple[str, str]], body: bytes) -> AnthropicResponse:
         """Send the request; raises httpx.TransportError (the kind of failure)."""
@@ -213,11 +204,15 @@ class AnthropicUpstream:
             return AnthropicResponse(answer.status_code, ResponseHeaders(answer.headers.raw), httpx_response=answer)
         if self._session is None:
             self._session = self._new_session()
-        with map_aiohttp_errors():
+        try:
             # A list of lines, not a mapping: aiohttp writes each line as given, repeats included.
             response = await self._session.request(
                 "POST", self._url(path, query), headers=headers, data=body or None, allow_redirects=False,
                 auto_decompress=False, compress=False, timeout=self._timeout)
+        except aiohttp.ClientError as exc:
+            if (mapped := as_httpx_error(exc)) is None:
+                raise
+            raise mapped from exc
         return AnthropicResponse(response.status, ResponseHeaders(response.raw_headers), aiohttp_response=response)
 
     async def _acquire(self) -> None:
@@ -239,6 +234,43 @@ class AnthropicUpstream:
             await self._client.aclose()
         if self._transport is not None:
             await self._transport.aclose()
+
+
+class _Exchange:
+    """``AnthropicUpstream.send``'s context (a class, not a generator: per request, issue 16).
+    Entry takes a connection slot and sends; exit releases the response and the slot."""
+
+    __slots__ = ("_request", "_response", "_upstream")
+
+    def __init__(self, upstream: AnthropicUpstream, request: tuple[str, str, list[tuple[str, str]], bytes]) -> None:
+        self._upstream, self._request = upstream, request
+        self._response: AnthropicResponse | None = None
+
+    async def __aenter__(self) -> AnthropicResponse:
+        upstream, request = self._upstream, self._request
+        self._request = None  # type: ignore[assignment]  # this object lives as long as the response: not the body
+        await upstream._acquire()
+        upstream.in_flight += 1
+        try:
+            self._response = await upstream._open(*request)
+        except BaseException as exc:
+            upstream.in_flight -= 1
+            upstream._slots.release()
+            if isinstance(exc, httpx.TimeoutException):
+                raise UpstreamTimeout(f"Anthropic did not answer in time ({type(exc).__name__})") from None
+            if isinstance(exc, httpx.TransportError):
+                raise UpstreamUnavailable(f"could not reach Anthropic ({type(exc).__name__})") from None
+            raise
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        upstream, response, self._response = self._upstream, self._response, None
+        try:
+            if response is not None:
+                await response.aclose()
+        finally:
+            upstream.in_flight -= 1
+            upstream._slots.release()
 
 
 async def sse_chunks(response: AnthropicResponse) -> AsyncGenerator[bytes, None]:
