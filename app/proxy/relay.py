@@ -2,7 +2,7 @@
 token read on the way, and the request's outcome recorded once when the stream ends, however it ends.
 
 A provider hands the relay ``source``, an async iterator of SSE bytes in Anthropic's stream grammar
-(Anthropic: its ``aiter_raw()`` chunks as they are; Bedrock: the translated events, with ``ping``
+(Anthropic: aiohttp's reads as they arrive; Bedrock: the translated events, with ``ping``
 frames while Bedrock is silent), which raises ProxyError when the upstream fails mid-stream, and
 ``close``, which releases the upstream (the HTTP response, the connection slot).
 
