@@ -20,7 +20,7 @@ Source for the API itself: https://docs.anthropic.com/en/api/messages
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar, overload
 
@@ -62,24 +62,29 @@ def map_aiohttp_errors() -> Iterator[None]:
 
 
 class ResponseHeaders(Mapping[str, str]):
-    """The response's header lines as received (``raw``: ``(name, value)`` bytes pairs), read as
-    httpx's ``Headers`` reads them: names case-insensitive, ``multi_items()`` every line in order
-    with lower-case names, ``[name]`` / ``get`` the values of repeated lines joined with ", ".
+    """The response's header lines as received (``raw``: ``(name, value)`` bytes pairs, the
+    client's own tuple: no copy is kept, an open stream holds them once), read as httpx's
+    ``Headers`` reads them: names case-insensitive, ``multi_items()`` every line in order with
+    lower-case names, ``[name]`` / ``get`` the values of repeated lines joined with ", ".
     Decoded as latin-1, so every byte survives the way back out (``responses.encode_headers``)."""
 
-    __slots__ = ("_items", "_map")
+    __slots__ = ("_raw",)
 
-    def __init__(self, raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]) -> None:
-        self._items = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
-        self._map: dict[str, str] = {}
-        for k, v in self._items:
-            self._map[k] = f"{self._map[k]}, {v}" if k in self._map else v
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
 
     def multi_items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._raw]
+
+    def _values(self, key: str) -> list[bytes]:
+        name = key.lower().encode("latin-1", "replace")
+        return [v for k, v in self._raw if k.lower() == name]
 
     def __getitem__(self, key: str) -> str:
-        return self._map[key.lower()]
+        values = self._values(key)
+        if not values:
+            raise KeyError(key)
+        return b", ".join(values).decode("latin-1")
 
     @overload
     def get(self, key: str, /) -> str | None: ...
@@ -89,16 +94,17 @@ class ResponseHeaders(Mapping[str, str]):
     def get(self, key: str, /, default: _T) -> str | _T: ...
 
     def get(self, key: str, /, default: object = None) -> object:
-        return self._map.get(key.lower(), default)
+        values = self._values(key)
+        return b", ".join(values).decode("latin-1") if values else default
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._map
+        return isinstance(key, str) and bool(self._values(key))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
+        return iter(dict.fromkeys(k.decode("latin-1").lower() for k, _ in self._raw))
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len({k.lower() for k, _ in self._raw})
 
 
 class AnthropicResponse:

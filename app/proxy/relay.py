@@ -82,6 +82,7 @@ class Relay(StreamingResponse):
 
     async def _relay(self) -> AsyncGenerator[bytes, None]:
         self._started = True
+        self.raw_headers = []  # sent with http.response.start before the body is asked for: not needed now
         preq, outcome, tap = self._preq, self._outcome, UsageTap()
         preq.drop_body()  # no fallback or retry after this point: the request body is not needed
         outcome.streamed = True

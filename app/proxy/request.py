@@ -77,8 +77,9 @@ class ProxyRequest:
     def drop_body(self) -> None:
         """Forget the body and its parsed JSON (``model`` and ``stream`` stay): called once
         relaying starts, when nothing needs them any more (the thinking retry and fallback happen
-        before the first byte), so an open stream does not hold a 100 KiB+ conversation (issue 16)."""
-        self.body, self.params = b"", {}
+        before the first byte), so an open stream does not hold a 100 KiB+ conversation (issue 16).
+        The client's header lines go too (read only to build the upstream request); ``headers`` stays."""
+        self.body, self.params, self.raw_headers = b"", {}, []
 
     @property
     def betas(self) -> list[str]:
