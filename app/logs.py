@@ -56,3 +56,10 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # No line carries the caller's file/line, thread or process (the format above and the request
+    # line's fields): skip collecting them for every record, as the logging docs' "Optimization"
+    # section describes (https://docs.python.org/3/howto/logging.html#optimization); ~3 µs per line.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -1,6 +1,7 @@
 """CPU per upstream request of the proxy's HTTP client, in this process, against the mock upstream:
-``AnthropicUpstream`` (the httpx API over aiohttp, ``httpx-aiohttp``), plain httpx (httpcore's pool, as
-the proxy used before issue 16), and aiohttp alone for scale.
+``AnthropicUpstream`` (aiohttp directly since issue 16; before, the httpx API over aiohttp with
+``httpx-aiohttp``), plain httpx (httpcore's pool, as the proxy used before issue 16), and aiohttp alone
+for scale.
 
     .venv/bin/python bench/upstream_client.py [--requests 3000]   # starts its own mock upstream
 
@@ -64,7 +65,7 @@ async def compare(mock_url: str, requests: int, max_s: float = 20.0) -> dict[str
             await response.aread()
 
     try:
-        out["AnthropicUpstream (httpx API, aiohttp)"] = {
+        out["AnthropicUpstream (aiohttp)"] = {
             n: await cpu_us_per_request(via_upstream, requests, n, max_s) for n in (1, 50)}
     finally:
         await upstream.aclose()

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from app.auth.keys import credential_fingerprint
 from app.errors import ProxyError, UpstreamPoolExhausted
 from app.logs import PREFORMATTED_FIELDS
-from app.proxy.anthropic import AnthropicUpstream, read_body, sse_chunks
+from app.proxy.anthropic import AnthropicResponse, AnthropicUpstream, read_body, sse_chunks
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain
 from app.proxy.fallback import LOCAL_POOL_EXHAUSTED, Decision, decide_on_error, decide_on_status
@@ -86,7 +86,7 @@ class _FallBack(Exception):
 class _Answer:
     """Anthropic's answer with its head read: ``stack`` closes it; ``body`` when already read."""
 
-    upstream: httpx.Response
+    upstream: AnthropicResponse
     stack: AsyncExitStack
     body: bytes | None = None
 
@@ -180,7 +180,7 @@ class Forwarder:
             raise
 
     async def _open_anthropic(self, preq: ProxyRequest, body: bytes, stack: AsyncExitStack,
-                              may_fall_back: bool) -> httpx.Response:
+                              may_fall_back: bool) -> AnthropicResponse:
         try:
             return await stack.enter_async_context(self._upstream.send(
                 preq.path, preq.query, upstream_request_headers(preq.raw_headers), body))
@@ -242,7 +242,7 @@ class Forwarder:
         return raw_response(body, upstream.status_code, headers)
 
 
-async def _read_quietly(upstream: httpx.Response) -> bytes:
+async def _read_quietly(upstream: AnthropicResponse) -> bytes:
     try:
         return await upstream.aread()
     except httpx.HTTPError:

@@ -2,7 +2,7 @@
 token read on the way, and the request's outcome recorded once when the stream ends, however it ends.
 
 A provider hands the relay ``source``, an async iterator of SSE bytes in Anthropic's stream grammar
-(Anthropic: its ``aiter_raw()`` chunks as they are; Bedrock: the translated events, with ``ping``
+(Anthropic: aiohttp's reads as they arrive; Bedrock: the translated events, with ``ping``
 frames while Bedrock is silent), which raises ProxyError when the upstream fails mid-stream, and
 ``close``, which releases the upstream (the HTTP response, the connection slot).
 
@@ -82,6 +82,7 @@ class Relay(StreamingResponse):
 
     async def _relay(self) -> AsyncGenerator[bytes, None]:
         self._started = True
+        self.raw_headers = []  # sent with http.response.start before the body is asked for: not needed now
         preq, outcome, tap = self._preq, self._outcome, UsageTap()
         preq.drop_body()  # no fallback or retry after this point: the request body is not needed
         outcome.streamed = True

@@ -10,8 +10,8 @@ a body deeper than the bound is a 400, so nothing past ``parse_params`` sees one
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,7 +62,7 @@ class ProxyRequest:
     principal: Principal
     client_ip: str
     started: float = field(default_factory=time.perf_counter)
-    proxy_request_id: str = field(default_factory=lambda: "preq_" + uuid.uuid4().hex[:24])
+    proxy_request_id: str = field(default_factory=lambda: "preq_" + os.urandom(12).hex())  # 96 random bits
     notes: list[str] = field(default_factory=list)  # e.g. "thinking_stripped"; stored on the usage event
     reservation: Any = None  # app.usage.ledger.Reservation from the quota check; settled once in Forwarder.record_outcome()
 
@@ -77,8 +77,9 @@ class ProxyRequest:
     def drop_body(self) -> None:
         """Forget the body and its parsed JSON (``model`` and ``stream`` stay): called once
         relaying starts, when nothing needs them any more (the thinking retry and fallback happen
-        before the first byte), so an open stream does not hold a 100 KiB+ conversation (issue 16)."""
-        self.body, self.params = b"", {}
+        before the first byte), so an open stream does not hold a 100 KiB+ conversation (issue 16).
+        The client's header lines go too (read only to build the upstream request); ``headers`` stays."""
+        self.body, self.params, self.raw_headers = b"", {}, []
 
     @property
     def betas(self) -> list[str]:

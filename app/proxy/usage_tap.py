@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from app.usage.floor import delta_text_chars
@@ -55,6 +56,24 @@ def usage_from_message(usage: Any) -> dict[str, int]:
     cache_creation = cache_creation if isinstance(cache_creation, dict) else {}
     out["cache_creation_1h_input_tokens"] = token_count(cache_creation.get("ephemeral_1h_input_tokens"))
     return out
+
+
+# Anthropic's framing of a delta whose string the output floor counts (app/usage/floor.py: text,
+# thinking, input JSON), when that string has no escapes, quotes or control bytes.
+_PLAIN_DELTA = re.compile(rb'data: \{"type":"content_block_delta","index":[0-9]+,"delta":\{"type":"'
+                          rb'(?:text_delta","text|thinking_delta","thinking|input_json_delta","partial_json)'
+                          rb'":"([^"\\\x00-\x1f]*)"\}\}')
+
+
+def plain_delta_chars(line: bytes) -> int:
+    """The characters of a ``content_block_delta``'s string, read straight from its ``data:`` line
+    when the line is exactly Anthropic's framing (``{"type":"content_block_delta","index":N,
+    "delta":{"type":"text_delta","text":"..."}}``, or thinking / input_json) and the string has no
+    escapes and no control bytes: then the string is its UTF-8 bytes, and this equals
+    ``floor.delta_text_chars`` of the line. -1 for any other line (the caller parses it): a JSON
+    parse per delta was most of the tap's cost per event (issue 16)."""
+    match = _PLAIN_DELTA.fullmatch(line)
+    return len(match[1].decode("utf-8", "replace")) if match else -1
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -150,9 +169,11 @@ class UsageTap:
 
     def _count_delta(self, rest: bytes) -> None:
         """The lines after ``event: content_block_delta``: its one ``data:`` line -> ``delta_chars``
-        (one small JSON parse; only the delta's length is kept)."""
+        (only the delta's length is kept). Anthropic's own framing of a delta whose string has no
+        escapes is counted without a JSON parse (``plain_delta_chars``); anything else is parsed."""
         if rest.startswith(b"data: ") and b"\n" not in rest:
-            self.delta_chars += delta_text_chars(rest[6:].decode("utf-8", "replace"))
+            chars = plain_delta_chars(rest)
+            self.delta_chars += chars if chars >= 0 else delta_text_chars(rest[6:].decode("utf-8", "replace"))
         else:
             self._on_block(b"event: content_block_delta\n" + rest)
 

@@ -20,6 +20,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
@@ -29,7 +30,7 @@ from app.records.buckets import TOKEN_COUNTERS, Granularity, Scope, floor, next_
 from app.usage.estimate import Estimate, estimate_request, unpriced_cost_usd_micros
 from app.records.events import UsageEvent
 from app.usage.lease_book import WINDOW_RETRIES, BookClock, LeaseBook, Refusal
-from app.usage.ledger import PendingUsage, Reservation
+from app.usage.ledger import PendingUsage, Reservation, WindowStarts
 from app.usage.limits import LIMITS, MICROS_PER_USD, UNIT, LimitSpec, effective_limits
 from app.usage.pricing import PriceTable
 
@@ -66,7 +67,21 @@ class Claim:
 
     @property
     def counter_id(self) -> str:
-        return f"{self.spec.metric}:{self.scope}:{self.scope_id}:{self.spec.window}:{self.start:%Y%m%dT%H%M}"
+        return f"{self.spec.metric}:{self.scope}:{self.scope_id}:{self.spec.window}:{_stamp(self.start)}"
+
+
+_STAMPS: dict[datetime, str] = {}  # window start -> its counter id stamp; a handful of starts at a time
+
+
+def _stamp(start: datetime) -> str:
+    """``start`` as ``%Y%m%dT%H%M`` (the counter id's window part), formatted once per start:
+    ``strftime`` per claim was the quota path's largest single cost (issue 16)."""
+    stamp = _STAMPS.get(start)
+    if stamp is None:
+        if len(_STAMPS) >= 256:
+            _STAMPS.clear()
+        stamp = _STAMPS[start] = f"{start:%Y%m%dT%H%M}"
+    return stamp
 
 
 class _WindowEnded(Exception):
@@ -87,7 +102,8 @@ class QuotaAdmission(BookClock):
         self._usage, self.book, self._pending, self._pricing = usage, book, pending, pricing
         self._store_timeout_s = store_timeout_s
         self._on_reject = on_reject
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or partial(datetime.now, UTC)
+        self._windows = WindowStarts()
 
     def start(self) -> None:
         self.book.start()
@@ -106,6 +122,7 @@ class QuotaAdmission(BookClock):
         """Every claim the request makes (empty when no limit applies)."""
         out: list[Claim] = []
         estimate: Estimate | None = None
+        windows = self._windows.of(now)
         for scope, scope_id, limits in self._scopes(preq.principal):
             for name, value in limits.items():
                 spec = LIMITS[name]
@@ -113,9 +130,8 @@ class QuotaAdmission(BookClock):
                     estimate = estimate_request(preq.body, preq.params, self._pricing)
                 amount = {"requests": 1, "tokens": estimate.tokens if estimate else 0,
                           "cost": estimate.cost_usd_micros if estimate else 0}[spec.metric]
-                start = floor(now, spec.window)
-                out.append(Claim(scope, scope_id, spec, value, spec.units(value), amount, start,
-                                 next_start(start, spec.window)))
+                start, end = windows[spec.window]
+                out.append(Claim(scope, scope_id, spec, value, spec.units(value), amount, start, end))
         return out
 
     async def check(self, preq: AdmissionRequest) -> None:

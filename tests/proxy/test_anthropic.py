@@ -8,10 +8,11 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from app.errors import UpstreamPoolExhausted, UpstreamTimeout, UpstreamUnavailable
-from app.proxy.anthropic import AnthropicUpstream
+from app.proxy.anthropic import AnthropicUpstream, ResponseHeaders
 from tests.fakes.anthropic_server import running_fake_anthropic
 
 HEADERS = [("content-type", "application/json"), ("x-api-key", "sk-ant-test"), ("anthropic-version", "2023-06-01")]
@@ -120,3 +121,18 @@ async def test_a_full_pool_is_pool_exhausted_after_the_pool_timeout() -> None:
                 assert again.status_code == 200
         finally:
             await upstream.aclose()
+
+
+def test_response_headers_read_as_httpx_headers_read_them() -> None:
+    raw = ((b"Content-Type", b"text/event-stream"), (b"anthropic-ratelimit-tokens-remaining", b"0"),
+           (b"X-Thing", b"a"), (b"x-thing", b"b"), (b"x-latin", "caf\u00e9".encode("latin-1")))
+    ours = ResponseHeaders(raw)
+    theirs = httpx.Headers(list(raw))
+    assert ours.multi_items() == theirs.multi_items()
+    for name in ("content-type", "CONTENT-TYPE", "x-thing", "X-Latin", "missing"):
+        assert ours.get(name) == theirs.get(name)
+        assert (name in ours) == (name in theirs)
+    assert ours.get("missing", "") == ""
+    assert ours["x-thing"] == "a, b" and list(ours) == list(theirs.keys()) and len(ours) == len(theirs.keys()) == 4
+    with pytest.raises(KeyError):
+        ours["missing"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.proxy.usage_tap import UsageTap
+from app.proxy.usage_tap import UsageTap, plain_delta_chars
+from app.usage.floor import delta_text_chars
 
 STREAM = (
     'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"claude-x",'
@@ -68,3 +71,31 @@ def test_usage_counts_that_are_not_sane_numbers_count_as_zero() -> None:
     assert tap.malformed is None and tap.model is None
     assert tap.usage == {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 7,
                          "cache_read_input_tokens": 0, "cache_creation_1h_input_tokens": 0}
+
+
+_DELTA_KINDS = [("text_delta", "text"), ("thinking_delta", "thinking"), ("input_json_delta", "partial_json"),
+                ("signature_delta", "signature")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(_DELTA_KINDS), value=st.text(), index=st.integers(0, 99), ascii_only=st.booleans(),
+       tail=st.sampled_from(["", " ", "}", '"x":1}']))
+def test_a_delta_counted_without_a_parse_counts_what_the_parse_counts(kind: tuple[str, str], value: str,
+                                                                        index: int, ascii_only: bool,
+                                                                        tail: str) -> None:
+    """The parse-free count of a content_block_delta (Anthropic's framing, no escapes) equals the
+    JSON-parsed count, or declines (-1) and the tap parses; the tap's total is the parse's either way."""
+    delta_type, field = kind
+    payload = {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: value}}
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=ascii_only)
+    data = data[:-1] + tail if tail else data  # sometimes not Anthropic's exact framing, or not JSON
+    line = b"data: " + data.encode()
+    parsed = delta_text_chars(data)
+    fast = plain_delta_chars(line)
+    assert fast in (-1, parsed)
+    if tail == "" and delta_type != "signature_delta" and all(c >= " " and c not in '"\\' for c in value) \
+            and (ascii_only is False or value.isascii()):
+        assert fast == parsed == len(value)  # the common case takes the fast path
+    tap = UsageTap()
+    tap.feed(b"event: content_block_delta\n" + line + b"\n\n")
+    assert tap.delta_chars == parsed and tap.content_started
