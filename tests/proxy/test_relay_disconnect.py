@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_API_KEY, RunningProxy
+from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
 from tests.fakes.anthropic_server import FakeAnthropic, text_reply
 from tests.proxy.test_faults import HELLO, stored_events
 
 
+@pytest.fixture
+def socket_proxy(fake_anthropic: FakeAnthropic) -> Iterator[RunningProxy]:
+    """On a loopback socket: a client leaving is what this module tests."""
+    yield from start_proxy(make_settings(fake_anthropic.url))
+
+
 def test_a_client_leaving_mid_stream_is_499_once_and_frees_the_upstream(
-        proxy: RunningProxy, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture) -> None:
+        socket_proxy: RunningProxy, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture) -> None:
+    proxy = socket_proxy
     headers = {"x-proxy-key": proxy.key, "x-api-key": CLIENT_API_KEY, "content-type": "application/json"}
     fake_anthropic.enqueue(text_reply("held", chunk_delay_s=30))  # 30 s between events: still open when we leave
     with caplog.at_level(logging.INFO), httpx.Client(timeout=30) as client:
