@@ -38,7 +38,7 @@ SHUTDOWN_STATUS = 529
 SHUTDOWN_ERROR_TYPE = "overloaded_error"
 SHUTDOWN_MESSAGE = "the proxy is shutting down; retry the request"
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer finished
-_PROXY_PATH_MARKERS = ("/v1/messages",)
+_PROXY_PATH_MARKER = "/v1/messages"  # both key forms: /v1/messages... and /ak/{key}/v1/messages...
 
 
 class Drain:
@@ -83,7 +83,7 @@ class DrainMiddleware:
         self.app, self.drain = app, drain
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not any(m in scope.get("path", "") for m in _PROXY_PATH_MARKERS):
+        if scope["type"] != "http" or _PROXY_PATH_MARKER not in scope.get("path", ""):
             await self.app(scope, receive, send)
             return
         drain, task = self.drain, asyncio.current_task()

@@ -41,7 +41,7 @@ LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 
 TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60)
 _TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"),
                 ("cache_creation", "cache_creation_input_tokens"), ("cache_read", "cache_read_input_tokens"))
-_PROXY_PATH_MARKERS = ("/v1/messages",)
+_PROXY_PATH_MARKER = "/v1/messages"  # both key forms: /v1/messages... and /ak/{key}/v1/messages...
 # Usage-event notes (set in app/proxy/fallback.py, bedrock.py, drain.py; spelled out here so
 # that usage/ does not import proxy/).
 _POOL_EXHAUSTED_NOTES = {"local_pool_exhausted": "anthropic", "bedrock_pool_exhausted": "bedrock"}
@@ -193,7 +193,7 @@ class InFlightMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not any(m in scope.get("path", "") for m in _PROXY_PATH_MARKERS):
+        if scope["type"] != "http" or _PROXY_PATH_MARKER not in scope.get("path", ""):
             await self.app(scope, receive, send)
             return
         streaming = False
