@@ -17,6 +17,7 @@ from app.crypto.envelope import DecryptionError, bedrock_key_context
 from app.errors import ApiError
 
 log = logging.getLogger(__name__)
+_MISSING: Any = object()  # not cached (a cached None means "no Bedrock key")
 
 
 class BedrockKeys:
@@ -32,8 +33,9 @@ class BedrockKeys:
     async def bearer_for(self, access_key_id: str) -> str | None:
         """The plaintext Bedrock API key registered for this access key, or None (default AWS chain).
         Raises ApiError (500) when the stored key cannot be decrypted."""
-        if access_key_id in self._cache:
-            return self._cache[access_key_id]
+        cached = self._cache.get(access_key_id, _MISSING)  # one lookup: an entry can expire between `in` and `[]`
+        if cached is not _MISSING:
+            return cached
         doc = await self._keys.get(access_key_id)
         envelope = (doc or {}).get("bedrock_key")
         token = None

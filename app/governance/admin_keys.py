@@ -34,6 +34,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY_RE = re.compile(r"^sk-ccp-admin01-[A-Za-z0-9_-]{40,64}$")
 INVALID = "invalid admin API key"
 
+_MISSING: Any = object()  # not cached (a cached None means "no such active key")
+
 
 @dataclass(frozen=True, slots=True)
 class AdminKeyIdentity:
@@ -97,9 +99,8 @@ class AdminApiKeys:
         key_hash = hash_access_key(self._secret, key or "")
         if not _KEY_RE.fullmatch(key or ""):
             raise AuthenticationFailed(INVALID)
-        if key_hash in self._cache:
-            identity = self._cache[key_hash]
-        else:
+        identity = self._cache.get(key_hash, _MISSING)  # one lookup: an entry can expire between `in` and `[]`
+        if identity is _MISSING:
             doc = await self.repo.find_by_hash(key_hash)
             identity = (AdminKeyIdentity(doc["_id"], doc.get("name") or "", doc.get("access") or "read_only")
                         if doc is not None and doc.get("status") == "active" else None)

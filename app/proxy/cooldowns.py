@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from cachetools import TTLCache
 from app.store.cooldowns import CooldownRepository
 
 log = logging.getLogger(__name__)
+_MISSING: Any = object()  # not cached (a cached None means "no cooldown")
 
 
 class CooldownTracker:
@@ -33,9 +35,10 @@ class CooldownTracker:
 
     async def active(self, fingerprint: str) -> str | None:
         """The reason of a running cooldown, or None. A store failure counts as "no cooldown"."""
-        if fingerprint in self._cache:
-            entry = self._cache[fingerprint]
-        else:
+        # One lookup (get with a sentinel), not ``in`` then ``[]``: a TTL cache entry can expire
+        # between the two, and the read then raised KeyError (a 500 seen under load).
+        entry = self._cache.get(fingerprint, _MISSING)
+        if entry is _MISSING:
             try:
                 doc = await self._repo.get(fingerprint)
             except Exception as exc:  # noqa: BLE001 - routing must not fail on a store hiccup

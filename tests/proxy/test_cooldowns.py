@@ -65,3 +65,37 @@ async def test_a_store_failure_reads_as_no_cooldown_and_a_write_stays_in_the_loc
     cached = CooldownTracker(repo, cache_ttl_s=60)  # type: ignore[arg-type]
     await cached.start("fp", 30, "rate_limited")  # the write fails; the local cache still holds it
     assert await cached.active("fp") == "rate_limited"
+
+
+class SteppingTimer:
+    """A TTL cache timer that moves one second on every reading: an entry read twice in a row (a
+    membership test, then the item) can expire between the two readings."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_a_cached_entry_expiring_mid_lookup_is_a_miss_not_a_key_error() -> None:
+    """Seen under load as a 500 (KeyError from cachetools): the entry expired between ``in`` and ``[]``."""
+    from cachetools import TTLCache
+
+    from app.bedrock.credentials import BedrockKeys
+
+    repo = MemoryRepo()
+    cooldowns = tracker(repo, cache_ttl_s=2.0)
+    cooldowns._cache = TTLCache(maxsize=10, ttl=1.5, timer=SteppingTimer())
+    await cooldowns.start("fp", 30, "rate_limited")  # cached at t=1, expires at 2.5
+    assert await cooldowns.active("fp") == "rate_limited"  # read at t=2 (the old `[]` came at t=3)
+
+    class NoKeys:
+        async def get(self, access_key_id: str) -> None:
+            return None
+
+    keys = BedrockKeys(NoKeys(), cipher=None)
+    keys._cache = TTLCache(maxsize=10, ttl=1.5, timer=SteppingTimer())
+    keys._cache["ak_1"] = None  # "no Bedrock key", cached at t=1
+    assert await keys.bearer_for("ak_1") is None
