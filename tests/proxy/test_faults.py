@@ -202,23 +202,19 @@ def test_a_corrupt_bedrock_frame_mid_stream_is_an_sse_error(fb_proxy: RunningPro
     assert (event["provider"], event["status"]) == ("bedrock", 502)
 
 
-@pytest.mark.parametrize("stream", [True, False])
-@pytest.mark.parametrize("bedrock_reply", [
-    corrupt_mid_stream(0, "crc"),
-    corrupt_mid_stream(0, "garbage"),
-    Reply(json_body={"output": "text", "stopReason": "end_turn"}),                      # botocore's parser fails
-    Reply(json_body={"output": {"message": {"content": [{"toolUse": {}}]}}, "stopReason": "tool_use",
-                     "usage": {"inputTokens": 1, "outputTokens": 1}}),                # ours refuses it
-    Reply(json_body={"output": {"message": {"content": [{"text": "hi"}]}}, "stopReason": "end_turn",
-                     "usage": {"inputTokens": "many"}}),
+@pytest.mark.parametrize(("stream", "bedrock_reply"), [
+    # Event-stream frames for the streamed call (ConverseStream), Converse JSON bodies for the other.
+    (True, corrupt_mid_stream(0, "crc")),
+    (True, corrupt_mid_stream(0, "garbage")),
+    (False, Reply(json_body={"output": "text", "stopReason": "end_turn"})),             # botocore's parser fails
+    (False, Reply(json_body={"output": {"message": {"content": [{"toolUse": {}}]}}, "stopReason": "tool_use",
+                             "usage": {"inputTokens": 1, "outputTokens": 1}})),       # ours refuses it
+    (False, Reply(json_body={"output": {"message": {"content": [{"text": "hi"}]}}, "stopReason": "end_turn",
+                             "usage": {"inputTokens": "many"}})),
 ], ids=["crc", "garbage", "output-not-object", "tool-use-without-id", "usage-not-int"])
 def test_a_malformed_bedrock_answer_before_the_first_byte_returns_anthropics_answer(
         fb_proxy: RunningProxy, fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock,
         bedrock_reply: Reply, stream: bool) -> None:
-    if stream and bedrock_reply.json_body is not None:
-        pytest.skip("a Converse JSON body is for the non-streamed call")
-    if not stream and bedrock_reply.corrupt_frame is not None:
-        pytest.skip("event-stream frames are for the streamed call")
     fake_anthropic.enqueue(rate_limit_reply(retry_after_s=30))
     fake_bedrock.enqueue(bedrock_reply)
     response = stream_raw(fb_proxy, HELLO) if stream else post(fb_proxy, HELLO)
