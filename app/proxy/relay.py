@@ -25,6 +25,7 @@ Source: https://docs.anthropic.com/en/api/messages-streaming
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -42,6 +43,13 @@ from app.proxy.usage_tap import UsageTap
 from app.usage.floor import FLOOR_NOTE, billed_output_tokens
 
 log = logging.getLogger(__name__)
+_LISTENER_SPECS = frozenset({"2.0", "2.1", "2.2", "2.3"})  # a gone client shows only through receive()
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 class Relay(StreamingResponse):
@@ -69,7 +77,10 @@ class Relay(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if scope.get("asgi", {}).get("spec_version", "2.0") in _LISTENER_SPECS:
+                await self._stream_until_disconnect(receive, send)
+            else:  # ASGI 2.4+ servers raise on a send to a gone client: Starlette's own path
+                await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
                 if self._started:
@@ -79,6 +90,18 @@ class Relay(StreamingResponse):
                 else:  # the client left before the body was asked for
                     self._outcome.status, self._outcome.error_type = cancelled_outcome(self._drain, self._preq.notes)
                     await self._end()
+
+    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
+        """Starlette's ``StreamingResponse`` for ASGI < 2.4 (uvicorn says 2.3), without its task group:
+        the body is sent from this task inside a cancel scope, and one plain task waits on ``receive()``
+        for ``http.disconnect`` and cancels the scope (an anyio scope, so the relay's shielded clean-up
+        still runs to the end). Same behaviour, ~60 us less CPU per stream (bench/README.md, issue 16)."""
+        with anyio.CancelScope() as cancel_scope:
+            listener = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, cancel_scope))
+            try:
+                await self.stream_response(send)
+            finally:
+                listener.cancel()
 
     async def _relay(self) -> AsyncGenerator[bytes, None]:
         self._started = True
