@@ -152,26 +152,12 @@ class BedrockUpstream:
             return raw_response(body, 200, [("content-type", "application/json"), *headers])
 
         async def open_stream(body: bytes) -> tuple[Events, dict[str, Any] | None]:
-            events = self._runtime.invoke_model_with_response_stream(model.model_id, body, bearer_token=bearer)
-            try:
-                first = await anext(events)  # errors before the first byte surface here
-            except StopAsyncIteration:
-                first = None
-            return events, first
+            return await _opened(self._runtime.invoke_model_with_response_stream(model.model_id, body,
+                                                                                 bearer_token=bearer))
 
         events, first = await self._call(preq, model, open_stream, build=build)
         translator = InvokeStreamTranslator(client_model, new_message_id(), omit_thinking=omit_thinking)
-
-        async def close() -> None:
-            try:
-                await events.aclose()
-            except Exception:  # noqa: BLE001 - closing a broken stream
-                pass
-
-        return Relay(preq, outcome, self._sse(events, first, translator), close=close, upstream="Bedrock",
-                     status_code=200, drain=self._drain,
-                     headers=[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"),
-                              *headers])
+        return self._relay(preq, outcome, events, first, translator, headers)
 
     async def _count_tokens(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
                             headers: list[tuple[str, str]]) -> Response:
@@ -200,17 +186,17 @@ class BedrockUpstream:
     async def _stream(self, preq: ProxyRequest, outcome: Outcome, model: BedrockModel, bearer: str | None,
                       headers: list[tuple[str, str]]) -> Response:
         async def open_stream(request: dict[str, Any]) -> tuple[Events, dict[str, Any] | None]:
-            events = self._runtime.converse_stream(request, bearer_token=bearer)
-            try:
-                first = await anext(events)  # errors before the first byte surface here
-            except StopAsyncIteration:
-                first = None
-            return events, first
+            return await _opened(self._runtime.converse_stream(request, bearer_token=bearer))
 
         events, first = await self._call(preq, model, open_stream)
         translator = StreamTranslator(preq.model or model.anthropic_model, new_message_id(),
                                       stop_sequences=preq.params.get("stop_sequences"),
                                       omit_thinking=thinking_omitted(preq.params))
+        return self._relay(preq, outcome, events, first, translator, headers)
+
+    def _relay(self, preq: ProxyRequest, outcome: Outcome, events: Events, first: dict[str, Any] | None,
+               translator: StreamTranslator | InvokeStreamTranslator, headers: list[tuple[str, str]]) -> Relay:
+        """The streamed answer for both APIs: ``events`` (``first`` already read) through ``translator``."""
 
         async def close() -> None:
             try:
@@ -228,3 +214,12 @@ class BedrockUpstream:
         """ConverseStream (or InvokeModelWithResponseStream) events -> Anthropic SSE bytes, a ``ping`` while Bedrock is silent
         (``bedrock_sse.py``). Raises ProxyError (mid-stream failures, ``MalformedResponse``)."""
         return translated_sse(events, first, translator, ping_interval_s=self._ping_interval_s)
+
+
+async def _opened(events: Events) -> tuple[Events, dict[str, Any] | None]:
+    """``events`` with its first event read (None: an empty stream), so that errors before the first
+    byte surface here, while a fallback or the thinking retry can still answer."""
+    try:
+        return events, await anext(events)
+    except StopAsyncIteration:
+        return events, None
