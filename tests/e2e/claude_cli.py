@@ -26,9 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 E2E_DIR = Path(__file__).resolve().parent
 CLAUDE_BIN = E2E_DIR / "node_modules" / ".bin" / "claude"
 CLAUDE_BIN_ENV = "CLAUDE_CODE_BIN"
+# Every e2e module's ``pytestmark``: the ``e2e`` marker, and a skip where node/npm are missing.
+E2E_MARKS = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
+]
 # The npm package ships a shell-script placeholder (~500 bytes) at bin/claude.exe; its postinstall
 # (install.cjs) replaces it with the native binary from the platform package.
 _PLACEHOLDER_MAX_BYTES = 64 * 1024

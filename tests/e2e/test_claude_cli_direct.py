@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.claude_cli import CLAUDE_BIN_ENV, E2E_DIR, FIXTURES_DIR, ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, CLAUDE_BIN_ENV, E2E_DIR, FIXTURES_DIR, run_claude
 from tests.fakes.anthropic_server import (
     DEFAULT_TEXT,
     FakeAnthropic,
@@ -24,16 +23,8 @@ from tests.fakes.anthropic_server import (
     tool_use_reply,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
+pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-test-key-0123456789"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
 
 
 @pytest.fixture(scope="module")

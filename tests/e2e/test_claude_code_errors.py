@@ -4,7 +4,6 @@ with backoff), with a message that says what to fix."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,22 +12,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import BodyRecorder, RunningProxy, make_settings, start_proxy
-from tests.e2e.claude_cli import ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, run_claude
 from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
+pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-wrong-proxy-key-0123456789"
 # Without x-should-retry: false Claude Code retries a 401 with backoff for about three minutes;
 # with it, it gives up at once. The bound only stops a regression from hanging the suite.
 FAIL_FAST_BOUND_S = 60
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ and the CLI reads the re-emitted native stream (a tool loop, usage) without noti
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningProxy, make_settings, start_proxy
-from tests.e2e.claude_cli import ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, run_claude
 from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply, running_fake_anthropic
 from tests.fakes.bedrock_server import (FakeBedrock, RecordedRequest, running_fake_bedrock, stream_text,
                                         stream_tool_use)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
+pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-invoke-0123456789"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
 
 
 @pytest.fixture(scope="module")

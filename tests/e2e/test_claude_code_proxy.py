@@ -4,27 +4,18 @@ credential, never the proxy key; usage must be recorded with the upstream's toke
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BodyRecorder, RunningProxy, make_settings, start_proxy
-from tests.e2e.claude_cli import ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, run_claude
 from tests.fakes.anthropic_server import DEFAULT_TEXT, DEFAULT_USAGE, FakeAnthropic, running_fake_anthropic
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
+pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-through-proxy-0123456789"
 OAUTH_TOKEN = "sk-ant-oat01-e2e-subscription-token-0123"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
 
 
 @pytest.fixture(scope="module")

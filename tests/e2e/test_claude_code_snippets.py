@@ -6,7 +6,6 @@ refuses to start, which is why the placeholder is there."""
 from __future__ import annotations
 
 import shlex
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,19 +13,11 @@ import pytest
 
 from app.admin.snippets import claude_code_snippets
 from tests.conftest import RunningProxy, make_settings, start_proxy
-from tests.e2e.claude_cli import ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, run_claude
 from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
 from tests.fakes.bedrock_server import FakeBedrock, running_fake_bedrock, stream_text
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
+pytestmark = E2E_MARKS
 
 
 @pytest.fixture(scope="module")

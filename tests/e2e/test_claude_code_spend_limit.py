@@ -4,7 +4,6 @@ attempt reaches the proxy, none reaches Anthropic, and the CLI reports the proxy
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,19 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningProxy, make_settings, start_proxy
-from tests.e2e.claude_cli import ensure_claude_installed, run_claude
+from tests.e2e.claude_cli import E2E_MARKS, run_claude
 from tests.fakes.anthropic_server import FakeAnthropic, is_messages, running_fake_anthropic, text_reply
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="needs node and npm"),
-]
+pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-spend-limit-0123456789"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def claude_installed() -> Path:
-    return ensure_claude_installed()
 
 
 @pytest.fixture
