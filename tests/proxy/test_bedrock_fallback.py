@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
-import pytest
 
 from app.store.usage import EVENTS
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
@@ -25,25 +23,11 @@ from tests.fakes.anthropic_server import (FakeAnthropic, error_reply, overloaded
 from tests.fakes.anthropic_server import message_reply as anthropic_message
 from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_USAGE as BEDROCK_USAGE,
                                         FakeBedrock, disconnect_mid_stream, exception_mid_stream,
-                                        http_error, is_converse_stream, running_fake_bedrock, stream_reasoning,
+                                        http_error, is_converse_stream, stream_reasoning,
                                         stream_text)
 from tests.support.constants import MODEL
 
 SIGNATURE_ERROR = "messages.1.content.0: Invalid `signature` in `thinking` block"
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
-    """A proxy in front of both fakes, with the product's default policy (anthropic_first)."""
-    yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
-                           in_process=True)
 
 
 def sdk(proxy: RunningProxy, *, key: str | None = None, api_key: str = CLIENT_API_KEY) -> anthropic.Anthropic:

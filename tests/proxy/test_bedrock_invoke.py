@@ -26,7 +26,7 @@ from tests.fakes.anthropic_server import FakeAnthropic, overloaded_reply, rate_l
 from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_USAGE as BEDROCK_USAGE,
                                         METRICS_KEY, NATIVE_MODEL, FakeBedrock, converse_reasoning,
                                         converse_tool_use, exception_mid_stream, http_error, is_invoke,
-                                        native_stream_reply, running_fake_bedrock, stream_reasoning, stream_text,
+                                        native_stream_reply, stream_reasoning, stream_text,
                                         stream_tool_use)
 
 INVOKE_MODEL = "claude-opus-4-5"  # configured for InvokeModel below
@@ -37,12 +37,6 @@ TOOL = {"name": "get_weather", "description": "Weather for a city",
 TOOL_SEARCH = {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}
 CLAUDE_CODE_REQUEST = Path(__file__).parents[1] / "fixtures" / "claude_code_request.json"
 FOREIGN_ID = "functions.Read:0"  # an id another provider minted: not in Bedrock's alphabet
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -11,18 +11,12 @@ import anthropic
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
-from tests.fakes.bedrock_server import FakeBedrock, running_fake_bedrock, stream_text
+from tests.fakes.bedrock_server import FakeBedrock, stream_text
 from tests.support.constants import MODEL
 
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 PING_INTERVAL_S = 0.05
 SILENCE_S = 0.6  # twelve intervals: at least one ping however loaded the machine is
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -10,16 +10,10 @@ import anthropic
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, make_settings, start_proxy
-from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.fakes.bedrock_server import FakeBedrock, http_error
 from tests.support.constants import MODEL
 
 HELLO = {"model": MODEL, "max_tokens": 2048, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -7,15 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
-from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.fakes.bedrock_server import FakeBedrock, http_error
 
 HELLO = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
 
 
 @pytest.fixture

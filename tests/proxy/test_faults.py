@@ -13,7 +13,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,23 +25,10 @@ from app.store.usage import EVENTS
 from tests.conftest import CLIENT_API_KEY, RunningProxy, admin_client, make_settings, start_proxy
 from tests.fakes.anthropic_server import (FakeAnthropic, overloaded_reply, rate_limit_reply, sse_frame, sse_reply,
                                           text_reply)
-from tests.fakes.bedrock_server import FakeBedrock, Reply, corrupt_mid_stream, running_fake_bedrock, stream_text
+from tests.fakes.bedrock_server import FakeBedrock, Reply, corrupt_mid_stream, stream_text
 from tests.support.constants import MODEL
 
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
-    yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
-                           in_process=True)
 
 
 def headers(key: str) -> dict[str, str]:

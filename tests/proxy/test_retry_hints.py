@@ -5,15 +5,14 @@ answers and never show up on an answer served from Bedrock; the proxy's own 429s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import anthropic
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_API_KEY, RunningProxy, make_settings, start_proxy
+from tests.conftest import CLIENT_API_KEY, RunningProxy
 from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply, text_reply
-from tests.fakes.bedrock_server import FakeBedrock, http_error, running_fake_bedrock
+from tests.fakes.bedrock_server import FakeBedrock, http_error
 from tests.support.constants import MODEL
 
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
@@ -21,19 +20,6 @@ UNIFIED = {"anthropic-ratelimit-unified-status": "allowed_warning",
            "anthropic-ratelimit-unified-representative-claim": "five_hour",
            "anthropic-ratelimit-unified-reset": "1786147200",
            "anthropic-ratelimit-unified-5h-utilization": "0.82"}
-
-
-@pytest.fixture
-def fake_bedrock() -> Iterator[FakeBedrock]:
-    with running_fake_bedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fb_proxy(fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock) -> Iterator[RunningProxy]:
-    yield from start_proxy(make_settings(fake_anthropic.url, bedrock_endpoint_url=fake_bedrock.url,
-                                         default_fallback_policy="anthropic_first", bedrock_read_timeout_s=10.0),
-                           in_process=True)
 
 
 def sdk(proxy: RunningProxy, key: str | None = None) -> anthropic.Anthropic:
