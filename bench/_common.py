@@ -129,19 +129,26 @@ def start_proxy(cpu: int | None, upstream_url: str, env: dict[str, str], log_pat
         full_env["PYTHONPATH"] = str(app_root)
     popen = subprocess.Popen(pinned(cpu, [*argv, "serve", "--host", "127.0.0.1", "--port", str(port)]),
                              stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
-    proc = Process(popen, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 30
+    return wait_until_up(Process(popen, f"http://127.0.0.1:{port}", log), "/health", "proxy", log_path,
+                         timeout_s=30, interval_s=0.1)
+
+
+def wait_until_up(proc: Process, health_path: str, name: str, log_path: Path, *, timeout_s: float,
+                  interval_s: float) -> Process:
+    """``proc`` once ``GET health_path`` answers 200 (polled every ``interval_s``); RuntimeError
+    (the process killed) if it exits or does not answer within ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"proxy exited ({popen.returncode}); see {log_path}")
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited ({proc.popen.returncode}); see {log_path}")
         try:
-            if httpx.get(proc.url + "/health", timeout=1).status_code == 200:
+            if httpx.get(proc.url + health_path, timeout=1).status_code == 200:
                 return proc
         except httpx.TransportError:
             pass
-        time.sleep(0.1)
+        time.sleep(interval_s)
     proc.stop(kill=True)
-    raise RuntimeError(f"proxy did not answer /health in 30 s; see {log_path}")
+    raise RuntimeError(f"{name} did not answer {health_path} in {timeout_s:g} s; see {log_path}")
 
 
 @dataclass

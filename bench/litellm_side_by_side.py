@@ -31,12 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ROOT, Admin, Process, free_port, load_average, markdown_table, percentile,
-                     pinned, raise_nofile, results_path, start_mock, start_proxy)
+                     pinned, raise_nofile, results_path, start_mock, start_proxy, wait_until_up)
 from _phases import Target, closed_loop
 from proxy_overhead import ADMIN_PASSWORD, HEADERS, request_body
 
@@ -70,19 +69,8 @@ def start_litellm(cpu: int, upstream_url: str, workdir: Path) -> Process:
     popen = subprocess.Popen(pinned(cpu, [str(VENV / "bin" / "litellm"), "--config", str(config), "--host",
                                           "127.0.0.1", "--port", str(port), "--num_workers", "1"]),
                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    proc = Process(popen, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"litellm exited ({popen.returncode}); see {workdir / 'litellm.log'}")
-        try:
-            if httpx.get(proc.url + "/health/liveliness", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.stop(kill=True)
-    raise RuntimeError(f"litellm did not answer in 120 s; see {workdir / 'litellm.log'}")
+    return wait_until_up(Process(popen, f"http://127.0.0.1:{port}", log), "/health/liveliness", "litellm",
+                         workdir / "litellm.log", timeout_s=120, interval_s=0.5)
 
 
 async def latency_ms(target: Target, kind: str, body: bytes, n: int, warmup: int) -> list[float]:
