@@ -36,8 +36,8 @@ class BedrockRuntime:
             with map_bedrock_errors():
                 return await client.converse(**request)
 
-    async def converse_stream(self, request: dict[str, Any], *,
-                              bearer_token: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    def converse_stream(self, request: dict[str, Any], *,
+                        bearer_token: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """ConverseStream as an async generator of events, each a one-key dict in botocore's
         shape: ``{"messageStart": {...}}``, ``{"contentBlockDelta": {...}}``, ...,
         ``{"metadata": {"usage": {...}, "metrics": {"latencyMs": ...}}}``.
@@ -47,16 +47,7 @@ class BedrockRuntime:
         Stopping early (``aclose()``, or a cancelled consumer) closes the HTTP response, so its
         connection is not reused.
         """
-        async with self.clients.lease(bearer_token) as client:
-            with map_bedrock_errors():
-                response = await client.converse_stream(**request)
-            stream = response["stream"]
-            try:
-                with map_bedrock_errors():
-                    async for event in stream:
-                        yield event
-            finally:
-                stream.close()
+        return self._event_stream(bearer_token, "converse_stream", "stream", request)
 
     async def invoke_model(self, model_id: str, body: bytes, *, bearer_token: str | None = None) -> Any:
         """InvokeModel with a native body (JSON bytes, app/bedrock/invoke.py); returns the answer's
@@ -68,16 +59,22 @@ class BedrockRuntime:
                 async with response["body"] as stream:
                     return json.loads(await stream.read())
 
-    async def invoke_model_with_response_stream(self, model_id: str, body: bytes, *,
-                                                bearer_token: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    def invoke_model_with_response_stream(self, model_id: str, body: bytes, *,
+                                          bearer_token: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """InvokeModelWithResponseStream as an async generator of botocore's events:
         ``{"chunk": {"bytes": b'<one native stream event as JSON>'}}``. Errors, exception frames,
         corrupt frames, disconnects and early stops behave as in :meth:`converse_stream`."""
+        return self._event_stream(bearer_token, "invoke_model_with_response_stream", "body",
+                                  {"modelId": model_id, "body": body, "contentType": JSON, "accept": JSON})
+
+    async def _event_stream(self, bearer_token: str | None, operation: str, field: str,
+                            params: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """The events of a streaming operation's ``field`` (botocore's EventStream), errors mapped,
+        the HTTP response closed however the iteration ends."""
         async with self.clients.lease(bearer_token) as client:
             with map_bedrock_errors():
-                response = await client.invoke_model_with_response_stream(
-                    modelId=model_id, body=body, contentType=JSON, accept=JSON)
-            stream = response["body"]
+                response = await getattr(client, operation)(**params)
+            stream = response[field]
             try:
                 with map_bedrock_errors():
                     async for event in stream:
