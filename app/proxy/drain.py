@@ -30,6 +30,7 @@ from typing import Any
 import uvicorn
 
 from app.errors import sse_error_event
+from app.gc_tuning import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,17 @@ class DrainMiddleware:
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's Server, telling ``drain`` when shutdown begins and how long the grace period is."""
+    """uvicorn's Server, telling ``drain`` when shutdown begins and how long the grace period is;
+    once the app has started, it freezes the start-up objects out of the garbage collector's way
+    (app/gc_tuning.py)."""
 
     def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
         super().__init__(config)
         self.drain = drain
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        freeze_startup_objects()  # after the lifespan start-up: see app/gc_tuning.py
 
     async def shutdown(self, sockets: Any = None) -> None:
         self.drain.begin(self.config.timeout_graceful_shutdown)
