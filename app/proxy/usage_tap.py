@@ -4,8 +4,9 @@ Anthropic's stream grammar (https://docs.anthropic.com/en/api/messages-streaming
 carries ``message.usage`` (input and cache tokens), each ``message_delta`` carries cumulative
 ``usage`` (output tokens, sometimes updated input/cache counts). Only those two and ``error`` carry
 anything the proxy records, so the tap splits the bytes into events and reads only their names; it
-decodes and JSON-parses the ``data`` of those three alone. A ``content_block_delta`` (most of a
-stream, one per token or so) costs a prefix test (issue 16).
+decodes and JSON-parses the ``data`` of those three alone. An event in Anthropic's own framing (one
+``event:`` line, one ``data:`` line) is dispatched on its name without splitting it into lines, and a
+``content_block_delta`` (most of a stream, one per token or so) is counted without a parse (issue 16).
 Framing follows the SSE spec (https://html.spec.whatwg.org/multipage/server-sent-events.html): events
 end at a blank line, lines end at LF, CRLF or CR, ``:`` starts a comment, one space after the field
 name's colon is dropped, ``data`` lines are joined with LF.
@@ -30,7 +31,7 @@ from app.usage.floor import delta_text_chars
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _EVENTS_WITH_USAGE = frozenset({"message_start", "message_delta", "error"})
-_CONTENT_DELTA = b"event: content_block_delta\n"  # how Anthropic frames it; other spellings take the slow path
+_EVENTS_WITH_USAGE_BYTES = frozenset(name.encode() for name in _EVENTS_WITH_USAGE)
 
 
 def token_count(value: Any) -> int:
@@ -116,16 +117,33 @@ class UsageTap:
         data = self._pending + chunk if held else chunk
         start = 0
         while (end := data.find(b"\n\n", start)) != -1:
-            if not data.startswith(_CONTENT_DELTA, start):
-                self._on_block(data[start:end])
-                if self.malformed is not None:
-                    self.malformed_at = max(start - held, 0)
-                    return
+            # Anthropic's framing: one ``event: NAME`` line and one ``data: ...`` line. Then NAME is
+            # the event's type and the data line its whole data: no line loop (issue 16).
+            newline = data.find(b"\n", start, end)
+            if (newline != -1 and data.startswith(b"event: ", start) and data.startswith(b"data: ", newline + 1)
+                    and data.find(b"\n", newline + 1, end) == -1):
+                self._on_framed(data[start + 7:newline], data, newline + 1, end)
             else:
-                self.content_started = True
-                self._count_delta(data[start + len(_CONTENT_DELTA):end])
+                self._on_block(data[start:end])
+            if self.malformed is not None:
+                self.malformed_at = max(start - held, 0)
+                return
             start = end + 2
         self._pending = data[start:] if start else data
+
+    def _on_framed(self, name: bytes, data: bytes, line_start: int, end: int) -> None:
+        """An event in Anthropic's framing: ``name`` from its event line, its ``data: ...`` line is
+        ``data[line_start:end]``. The same outcome as ``_on_block`` of the whole event."""
+        if name == b"content_block_delta":
+            self.content_started = True
+            line = data[line_start:end]
+            chars = plain_delta_chars(line)
+            self.delta_chars += chars if chars >= 0 else delta_text_chars(line[6:].decode("utf-8", "replace"))
+        elif name in _EVENTS_WITH_USAGE_BYTES:
+            self._on_event(name.decode(), data[line_start + 6:end].decode("utf-8", "replace"))
+        elif name == b"message_stop":
+            self.complete = True
+        # any other event (content_block_start / _stop, ping, ...) carries nothing recorded
 
     def _feed_normalized(self, chunk: bytes) -> None:
         """CR line ends: rare (Anthropic sends LF), so this path normalizes and does not track
@@ -166,16 +184,6 @@ class UsageTap:
             self.delta_chars += delta_text_chars(b"\n".join(data).decode("utf-8", "replace"))
         elif text == "message_stop":
             self.complete = True
-
-    def _count_delta(self, rest: bytes) -> None:
-        """The lines after ``event: content_block_delta``: its one ``data:`` line -> ``delta_chars``
-        (only the delta's length is kept). Anthropic's own framing of a delta whose string has no
-        escapes is counted without a JSON parse (``plain_delta_chars``); anything else is parsed."""
-        if rest.startswith(b"data: ") and b"\n" not in rest:
-            chars = plain_delta_chars(rest)
-            self.delta_chars += chars if chars >= 0 else delta_text_chars(rest[6:].decode("utf-8", "replace"))
-        else:
-            self._on_block(b"event: content_block_delta\n" + rest)
 
     def _on_event(self, name: str, data: str) -> None:
         try:

@@ -94,8 +94,51 @@ def test_a_delta_counted_without_a_parse_counts_what_the_parse_counts(kind: tupl
     fast = plain_delta_chars(line)
     assert fast in (-1, parsed)
     if tail == "" and delta_type != "signature_delta" and all(c >= " " and c not in '"\\' for c in value) \
-            and (ascii_only is False or value.isascii()):
+            and (ascii_only is False or all(" " <= c <= "~" for c in value)):  # json escapes DEL too
         assert fast == parsed == len(value)  # the common case takes the fast path
     tap = UsageTap()
     tap.feed(b"event: content_block_delta\n" + line + b"\n\n")
     assert tap.delta_chars == parsed and tap.content_started
+
+
+_NAMES = ["message_start", "message_delta", "error", "content_block_delta", "content_block_start",
+          "content_block_stop", "message_stop", "ping", "other", "message_start "]
+_DATA = [
+    '{"type":"message_start","message":{"model":"m","usage":{"input_tokens":3,"output_tokens":1}}}',
+    '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}',
+    '{"type":"error","error":{"type":"overloaded_error","message":"x"}}',
+    '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"h\\u00e9 \\"q\\""}}',
+    '{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"a"}}',
+    "[1]", "not json", "", '{"type":"ping"}']
+
+
+def _state(tap: UsageTap) -> tuple[object, ...]:
+    return (tap.usage, tap.model, tap.stop_reason, tap.error_type, tap.complete, tap.content_started,
+            tap.malformed, tap.delta_chars)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_DATA),
+                                 st.sampled_from(["framed", "no space", "comment", "two data lines", "data first"])),
+                       min_size=1, max_size=8),
+       size=st.integers(1, 400))
+def test_events_in_anthropics_framing_come_to_what_the_line_by_line_reading_does(
+        events: list[tuple[str, str, str]], size: int) -> None:
+    """The framed fast path (one event line, one data line: dispatched on the name) against the
+    line-by-line reading of every event (``_on_block``), for framed and other spellings, any split."""
+    blocks = []
+    for name, data, framing in events:
+        blocks.append({"framed": f"event: {name}\ndata: {data}", "no space": f"event:{name}\ndata:{data}",
+                       "comment": f": c\nevent: {name}\ndata: {data}",
+                       "two data lines": f"event: {name}\ndata: {data}\ndata: ",
+                       "data first": f"data: {data}\nevent: {name}"}[framing].encode())
+    stream = b"".join(block + b"\n\n" for block in blocks)
+    tap = UsageTap()
+    for i in range(0, len(stream), size):
+        tap.feed(stream[i:i + size])
+    reference = UsageTap()
+    for block in blocks:
+        reference._on_block(block)
+        if reference.malformed is not None:
+            break
+    assert _state(tap) == _state(reference)

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from app.records.events import UsageEvent
-from app.usage.metrics import InFlightMiddleware, ProxyMetrics
+from app.usage.metrics import FOLD_AT, InFlightMiddleware, ProxyMetrics
 from app.usage.recorder import UsageRecorder
 
 
@@ -31,6 +31,26 @@ def test_an_event_counts_request_tokens_cost_latency_and_fallback() -> None:
                   le="2.5") == 1
     assert sample(metrics, "claude_proxy_time_to_first_token_seconds_bucket", provider="bedrock", le="0.25") == 0
     assert sample(metrics, "claude_proxy_time_to_first_token_seconds_bucket", provider="bedrock", le="0.5") == 1
+
+
+def test_events_are_folded_in_batches_each_counted_once_and_the_queue_stays_bounded() -> None:
+    metrics = ProxyMetrics()
+    total = 2 * FOLD_AT + 5
+    for i in range(total):
+        metrics.observe(UsageEvent(user_id="u", access_key_id="k", provider="anthropic", model="claude-sonnet-4-5",
+                                   output_tokens=2, status=200 if i % 2 else 429, latency_ms=100,
+                                   notes=["shutdown"] if i == 0 else []))
+        assert len(metrics._queued) < FOLD_AT  # folded without a scrape once FOLD_AT are queued
+    count = sum(sample(metrics, "claude_proxy_requests_total", provider="anthropic", model="claude-sonnet-4-5",
+                       status=status) or 0 for status in ("200", "429"))
+    assert count == total
+    assert sample(metrics, "claude_proxy_tokens_total", provider="anthropic", model="claude-sonnet-4-5",
+                  type="output") == 2 * total
+    assert sample(metrics, "claude_proxy_request_duration_seconds_count", provider="anthropic",
+                  streamed="false") == total
+    assert sample(metrics, "claude_proxy_streams_cut_by_shutdown_total") == 1
+    assert sample(metrics, "claude_proxy_requests_total", provider="anthropic", model="claude-sonnet-4-5",
+                  status="200") == total // 2  # a second read adds nothing
 
 
 def test_unknown_models_share_one_label() -> None:
