@@ -46,10 +46,11 @@ log = logging.getLogger(__name__)
 _LISTENER_SPECS = frozenset({"2.0", "2.1", "2.2", "2.3"})  # a gone client shows only through receive()
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, relay: Relay) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    scope.cancel()
+    if not relay._ending:  # a relay already recording and closing finishes that first
+        scope.cancel()
 
 
 class Relay(StreamingResponse):
@@ -69,6 +70,9 @@ class Relay(StreamingResponse):
         self._upstream, self._drain = upstream, drain
         self._record: Callable[[], None] | None = None
         self._started = False
+        self._ending = False  # recording and closing: a client disconnect no longer cancels
+        self._ended = False  # recorded and closed (the body ran to its end)
+        self._cancel_scope: anyio.CancelScope | None = None
 
     def recording(self, record: Callable[[], None]) -> Relay:
         """Hand the relay the outcome's one record call; it runs when the stream ends."""
@@ -82,14 +86,18 @@ class Relay(StreamingResponse):
             else:  # ASGI 2.4+ servers raise on a send to a gone client: Starlette's own path
                 await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                if self._started:
-                    # Cancelled while sending a chunk, the body is suspended at a ``yield``: close
-                    # it now (its cleanup records), not whenever the garbage collector gets to it.
-                    await self._body.aclose()
-                else:  # the client left before the body was asked for
-                    self._outcome.status, self._outcome.error_type = cancelled_outcome(self._drain, self._preq.notes)
-                    await self._end()
+            if not self._ended:  # the body did not run to its end: cancelled, or never started
+                await self._finish_unended()
+
+    async def _finish_unended(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._started:
+                # Cancelled while sending a chunk, the body is suspended at a ``yield``: close
+                # it now (its cleanup records), not whenever the garbage collector gets to it.
+                await self._body.aclose()
+            else:  # the client left before the body was asked for
+                self._outcome.status, self._outcome.error_type = cancelled_outcome(self._drain, self._preq.notes)
+                await self._end()
 
     async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
         """Starlette's ``StreamingResponse`` for ASGI < 2.4 (uvicorn says 2.3), without its task group:
@@ -97,7 +105,8 @@ class Relay(StreamingResponse):
         for ``http.disconnect`` and cancels the scope (an anyio scope, so the relay's shielded clean-up
         still runs to the end). Same behaviour, ~60 us less CPU per stream (bench/README.md, issue 16)."""
         with anyio.CancelScope() as cancel_scope:
-            listener = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, cancel_scope))
+            self._cancel_scope = cancel_scope
+            listener = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, cancel_scope, self))
             try:
                 await self.stream_response(send)
             finally:
@@ -150,8 +159,13 @@ class Relay(StreamingResponse):
                 if floored and output > outcome.usage.get("output_tokens", 0):
                     outcome.usage = {**outcome.usage, "output_tokens": output}
                     preq.notes.append(FLOOR_NOTE)
-            with anyio.CancelScope(shield=True):
+            if self._cancel_scope is None or self._cancel_scope.cancel_called:
+                with anyio.CancelScope(shield=True):  # cancelled (or not ours to stop): let nothing cut it
+                    await self._end()
+            else:  # not cancelled: stop the listener from cancelling instead of a shielded scope
+                self._ending = True
                 await self._end()
+            self._ended = True
 
     async def _end(self) -> None:
         """Record the outcome, then release the upstream (call inside a shielded scope)."""

@@ -37,6 +37,8 @@ _EVENTS_WITH_USAGE_BYTES = frozenset(name.encode() for name in _EVENTS_WITH_USAG
 def token_count(value: Any) -> int:
     """A usage count -> int tokens; anything but a non-negative finite number (null, a string,
     a bool, ``nan``, a negative count) is 0. Never raises."""
+    if type(value) is int:  # the usual case, first (bool is not int here: ``type`` is exact)
+        return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     if isinstance(value, float):
@@ -46,17 +48,23 @@ def token_count(value: Any) -> int:
     return max(value, 0)
 
 
+_NO_USAGE = {name: 0 for name in (*USAGE_FIELDS, "cache_creation_1h_input_tokens")}
+
+
 def usage_from_message(usage: Any) -> dict[str, int]:
     """Anthropic ``usage`` object -> the four counters plus ``cache_creation_1h_input_tokens``.
 
     Missing, null or malformed counts are 0 (tokens, see ``token_count``); never raises.
     """
-    usage = usage if isinstance(usage, dict) else {}
-    out = {name: token_count(usage.get(name)) for name in USAGE_FIELDS}
-    cache_creation = usage.get("cache_creation")
-    cache_creation = cache_creation if isinstance(cache_creation, dict) else {}
-    out["cache_creation_1h_input_tokens"] = token_count(cache_creation.get("ephemeral_1h_input_tokens"))
-    return out
+    if not isinstance(usage, dict):
+        return dict(_NO_USAGE)
+    get = usage.get
+    cache_creation = get("cache_creation")
+    return {"input_tokens": token_count(get("input_tokens")), "output_tokens": token_count(get("output_tokens")),
+            "cache_creation_input_tokens": token_count(get("cache_creation_input_tokens")),
+            "cache_read_input_tokens": token_count(get("cache_read_input_tokens")),
+            "cache_creation_1h_input_tokens": token_count(cache_creation.get("ephemeral_1h_input_tokens"))
+            if isinstance(cache_creation, dict) else 0}
 
 
 # Anthropic's framing of a delta whose string the output floor counts (app/usage/floor.py: text,
