@@ -1,6 +1,6 @@
 """Logging: one JSON object per line (python-json-logger), configured by the CLI, never at import.
 
-Request lines come from ``claude_code_proxy.requests`` (see ``proxy/forward.py``) and carry ids,
+Request lines come from ``claude_code_proxy.requests`` (``proxy/request_log.py``, in batches) and carry ids,
 model, provider, status, token counts and latency: never an access key, a client credential or
 prompt text. uvicorn's own access log is off, because it would print ``/ak/<key>/...`` paths.
 uvicorn adds a ``color_message`` copy of its messages with ANSI colour codes for its own console

@@ -244,6 +244,7 @@ async def close_services(services: Services) -> None:
     if services.governance is not None:
         await services.governance.aclose()  # spend leases back, pending alerts sent
     await services.recorder.aclose()
+    await services.forwarder.request_log.aclose()
     if services.pricing_admin is not None:
         await services.pricing_admin.aclose()
     await services.upstream.aclose()
@@ -267,6 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await build_services(settings, metrics=metrics, drain=drain)
         app.state.services = services
         services.recorder.start()
+        services.forwarder.request_log.start()
         if services.quotas is not None:
             services.quotas.start()
         services.governance.start()

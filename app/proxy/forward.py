@@ -34,15 +34,15 @@ from starlette.responses import Response
 
 from app.auth.keys import credential_fingerprint
 from app.errors import ProxyError, UpstreamPoolExhausted
-from app.logs import PREFORMATTED_FIELDS
 from app.proxy.anthropic import AnthropicResponse, AnthropicUpstream, read_body, sse_chunks
 from app.proxy.cooldowns import CooldownTracker
 from app.proxy.drain import Drain
 from app.proxy.fallback import LOCAL_POOL_EXHAUSTED, Decision, decide_on_error, decide_on_status
 from app.proxy.headers import client_response_headers, require_client_credential, upstream_request_headers
-from app.proxy.outcome import Outcome, log_json, usage_event
+from app.proxy.outcome import Outcome, log_fields, usage_event
 from app.proxy.relay import Relay
 from app.proxy.request import ProxyRequest
+from app.proxy.request_log import RequestLog
 from app.proxy.responses import raw_response
 from app.proxy.thinking import (SignatureRejected, error_message, has_replayed_thinking, rejects_signature,
                                 with_thinking_retry)
@@ -97,11 +97,12 @@ class Forwarder:
     def __init__(self, upstream: AnthropicUpstream, recorder: UsageRecorder, *, secret_key: bytes = b"",
                  admission: Admission | None = None, bedrock: BedrockServer | None = None,
                  cooldowns: CooldownTracker | None = None, options: FallbackOptions | None = None,
-                 drain: Drain | None = None) -> None:
+                 drain: Drain | None = None, request_log: RequestLog | None = None) -> None:
         self._upstream, self._recorder, self._secret = upstream, recorder, secret_key
         self._admission, self._bedrock, self._cooldowns = admission, bedrock, cooldowns
         self._options = options or FallbackOptions()
         self._drain = drain
+        self.request_log = request_log or RequestLog(log)  # the app's lifespan starts its writer
 
     async def handle(self, preq: ProxyRequest) -> Response:
         """Serve ``preq``; returns the client's response. Raises ProxyError before any byte is sent.
@@ -130,8 +131,8 @@ class Forwarder:
         self._recorder.record(event)
         if preq.reservation is not None:
             preq.reservation.settle(event)
-        if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={PREFORMATTED_FIELDS: log_json(preq, outcome, event)})
+        if self.request_log.enabled:
+            self.request_log.add(log_fields(preq, outcome, event))
 
     async def _route(self, preq: ProxyRequest, outcome: Outcome) -> Response:
         if self._admission is not None:

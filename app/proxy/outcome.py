@@ -9,7 +9,6 @@ construction: no branch records, and no error carries a "recorded" flag.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -85,9 +84,3 @@ def log_fields(preq: ProxyRequest, outcome: Outcome, event: UsageEvent) -> dict[
         "cache_creation_input_tokens": event.cache_creation_input_tokens,
         "cache_read_input_tokens": event.cache_read_input_tokens,
         "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms}
-
-
-def log_json(preq: ProxyRequest, outcome: Outcome, event: UsageEvent) -> str:
-    """``log_fields`` as one JSON object text (``app.logs.PREFORMATTED_FIELDS``): one C-encoder call
-    instead of the log formatter's walk over the record's attributes."""
-    return json.dumps(log_fields(preq, outcome, event))
