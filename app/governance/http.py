@@ -24,11 +24,12 @@ def new_request_id() -> str:
 
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = PREFIXES) -> None:
-        self.app, self._prefixes = app, prefixes
+        self.app, self._prefixes = app, frozenset(prefixes)
+        self._under = tuple(p + "/" for p in prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not any(path == p or path.startswith(p + "/") for p in self._prefixes):
+        if path not in self._prefixes and not path.startswith(self._under):
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
