@@ -133,6 +133,10 @@ class AnthropicResponse:
             while chunk := await read(READ_CHUNK_BYTES):
                 yield chunk
 
+    def at_eof(self) -> bool:
+        """The whole body has been received and read (nothing left to read without waiting)."""
+        return self._aiohttp is not None and self._aiohttp.content.at_eof()
+
     async def aread(self) -> bytes:
         """The whole body. Raises httpx.HTTPError (the kind of failure)."""
         if self._aiohttp is None:

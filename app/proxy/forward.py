@@ -231,7 +231,8 @@ class Forwarder:
         outcome.request_id = upstream.headers.get("request-id")
         if body is None and upstream.headers.get("content-type", "").startswith("text/event-stream"):
             return Relay(preq, outcome, sse_chunks(upstream), close=stack.aclose, upstream="Anthropic",
-                         status_code=upstream.status_code, headers=headers, drain=self._drain)
+                         status_code=upstream.status_code, headers=headers, drain=self._drain,
+                         at_eof=upstream.at_eof)
         if body is None:
             async with stack:
                 body = await read_body(upstream)

@@ -58,11 +58,15 @@ class Relay(StreamingResponse):
 
     ``upstream``: the provider's name for messages ("Anthropic", "Bedrock"). The caller that owns
     the outcome passes its record call with ``recording(record)`` before returning the response.
+    ``at_eof`` (optional): True once the upstream's body has ended; a chunk that completes the
+    stream (``message_stop`` seen) and after which the body has ended is sent as the response's
+    last body message, so the end of the response goes out with it (one write, not two).
     """
 
     def __init__(self, preq: ProxyRequest, outcome: Outcome, source: AsyncGenerator[bytes, None], *,
                  close: Callable[[], Awaitable[None]], upstream: str, status_code: int,
-                 headers: Iterable[tuple[str, str]], drain: Drain | None = None) -> None:
+                 headers: Iterable[tuple[str, str]], drain: Drain | None = None,
+                 at_eof: Callable[[], bool] | None = None) -> None:
         self._body = self._relay()
         super().__init__(self._body, status_code=status_code)
         self.raw_headers = encode_headers(headers)
@@ -73,6 +77,9 @@ class Relay(StreamingResponse):
         self._ending = False  # recording and closing: a client disconnect no longer cancels
         self._ended = False  # recorded and closed (the body ran to its end)
         self._cancel_scope: anyio.CancelScope | None = None
+        self._at_eof = at_eof  # the upstream's body has ended (nothing left to read)
+        self._last = False  # the chunk being sent is the stream's last
+        self._sent_end = False
 
     def recording(self, record: Callable[[], None]) -> Relay:
         """Hand the relay the outcome's one record call; it runs when the stream ends."""
@@ -112,6 +119,18 @@ class Relay(StreamingResponse):
             finally:
                 listener.cancel()
 
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's ``StreamingResponse.stream_response``, except that the last chunk carries the
+        end of the response when it is known to be the last (``at_eof``; issue 16)."""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self._body:
+            if self._sent_end:  # nothing can follow the end (the relay yields nothing after it)
+                continue
+            self._sent_end = self._last
+            await send({"type": "http.response.body", "body": chunk, "more_body": not self._last})
+        if not self._sent_end:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def _relay(self) -> AsyncGenerator[bytes, None]:
         self._started = True
         self.raw_headers = []  # sent with http.response.start before the body is asked for: not needed now
@@ -133,6 +152,7 @@ class Relay(StreamingResponse):
                     return
                 if outcome.ttft_ms is None and tap.content_started:
                     outcome.ttft_ms = (time.perf_counter() - preq.started) * 1000
+                self._last = tap.complete and self._at_eof is not None and self._at_eof()
                 yield chunk
             if not tap.complete and tap.error_type is None:
                 # Upstream closed without message_stop: say so rather than end silently.
