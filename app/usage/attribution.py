@@ -14,8 +14,9 @@ characters into logs, CSV or HTML); cut at the field's cap (ATTRIBUTION_HEADERS)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 AttributionField = Literal["session_id", "agent_id", "parent_agent_id", "request_class", "compaction"]
 
@@ -40,27 +41,44 @@ ATTRIBUTION_HEADERS: dict[str, tuple[AttributionField, int]] = {
 """Header -> (UsageEvent field, cap in characters)."""
 
 _DROPPED = frozenset(" \"'<>\\`")
+_NOT_KEPT = re.compile("[^!-~]|[" + re.escape("".join(sorted(_DROPPED))) + "]")
+_HEADER_PREFIX = b"x-claude-code-"
+_BY_RAW_NAME = {name.encode(): spec for name, spec in ATTRIBUTION_HEADERS.items()}
 
 
 def clean_label(value: object, cap: int) -> str | None:
     """A header value as a bounded label, or None when nothing usable is left."""
     if not isinstance(value, str):
         return None
-    kept = "".join(c for c in value.strip()[: cap * 4] if "!" <= c <= "~" and c not in _DROPPED)
-    return kept[:cap] or None
+    return _NOT_KEPT.sub("", value.strip()[: cap * 4])[:cap] or None
 
 
 def attribution_from_headers(headers: Mapping[str, str]) -> Attribution:
     """Request headers (any mapping; Starlette's ``Headers`` or a plain dict, any case) ->
     ``{UsageEvent field: value}`` for the attribution headers present with a usable value, e.g.
     ``{"session_id": "3f2a...", "agent_id": "a1", "parent_agent_id": "main"}``. Never raises."""
-    lowered = {k.lower(): v for k, v in headers.items()} if not hasattr(headers, "getlist") else headers
+    raw: list[tuple[bytes, bytes]] | None = getattr(headers, "raw", None)
+    if raw is not None:  # Starlette's Headers: one pass over the lines (names lower-case) instead of a scan per header
+        return _from_raw(raw)
+    lowered = {k.lower(): v for k, v in headers.items()}
     out: Attribution = {}
     for header, (field, cap) in ATTRIBUTION_HEADERS.items():
         value = clean_label(lowered.get(header), cap)
         if value is not None:
             out[field] = value
     return out
+
+
+def _from_raw(raw: list[tuple[bytes, bytes]]) -> Attribution:
+    out: dict[str, Any] = {}
+    seen: set[bytes] = set()
+    for name, value in raw:
+        if name.startswith(_HEADER_PREFIX) and name not in seen and (spec := _BY_RAW_NAME.get(name)) is not None:
+            seen.add(name)  # the first value of each header
+            label = clean_label(value.decode("latin-1"), spec[1])
+            if label is not None:
+                out[spec[0]] = label
+    return out  # type: ignore[return-value]
 
 
 def is_subagent(event_fields: Mapping[str, object]) -> bool:

@@ -56,6 +56,8 @@ _NOT_NONE = frozenset({"provider", "endpoint", "event_id"})
 
 def clean_text(value: object, cap: int) -> str:
     """``value`` as a string UTF-8 can encode (lone surrogates -> U+FFFD), at most ``cap`` chars."""
+    if type(value) is str and value.isascii():  # the usual case: no surrogate possible
+        return value[:cap]
     if not isinstance(value, str):
         try:
             value = str(value)

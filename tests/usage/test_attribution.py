@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers
 
-from app.usage.attribution import attribution_from_headers, is_subagent
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.usage.attribution import ATTRIBUTION_HEADERS, attribution_from_headers, clean_label, is_subagent
 from app.records.events import UsageEvent
 from app.usage.sanitize import sanitize_event
 
@@ -41,3 +44,26 @@ def test_sanitize_caps_attribution_fields_set_directly() -> None:
     changed = sanitize_event(event)
     assert {"session_id", "compaction", "cost_estimated"} <= set(changed)
     assert len(event.session_id or "") == 128 and event.compaction == "\ufffd" and event.cost_estimated is True
+
+
+def _clean_label_by_character(value: str, cap: int) -> str | None:
+    """The rule spelled out character by character (the reference for the regex in clean_label)."""
+    kept = "".join(c for c in value.strip()[: cap * 4] if "!" <= c <= "~" and c not in " \"'<>\\`")
+    return kept[:cap] or None
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(), cap=st.integers(1, 130))
+def test_clean_label_keeps_what_the_character_rule_keeps(value: str, cap: int) -> None:
+    assert clean_label(value, cap) == _clean_label_by_character(value, cap)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.tuples(st.sampled_from([*ATTRIBUTION_HEADERS, "x-claude-code-other", "x-api-key"]),
+                                st.text(alphabet=st.characters(max_codepoint=255))), max_size=8))
+def test_starlette_headers_read_in_one_pass_give_what_a_lookup_per_header_gives(lines: list[tuple[str, str]]) -> None:
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in lines]
+    first: dict[str, str] = {}
+    for name, value in lines:
+        first.setdefault(name, value)  # a lookup finds the first line of each name
+    assert attribution_from_headers(Headers(raw=raw)) == attribution_from_headers(first)
