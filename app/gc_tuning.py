@@ -10,7 +10,7 @@ A larger generation-0 threshold makes young collections rarer: the request path 
 short-lived containers that reference counting frees anyway.
 
 Only ``serve`` calls this (``DrainingServer.startup``): a test process creating many apps must not
-freeze each one's objects. Measured in bench/README.md ("Garbage collection").
+freeze each one's objects. Measured in bench/README.md ("Issue 16, third pass", item 1).
 """
 
 from __future__ import annotations

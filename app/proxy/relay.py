@@ -188,7 +188,8 @@ class Relay(StreamingResponse):
             self._ended = True
 
     async def _end(self) -> None:
-        """Record the outcome, then release the upstream (call inside a shielded scope)."""
+        """Record the outcome, then release the upstream. Called where nothing can cancel it: inside a
+        shielded scope, or (a stream that ended normally) with the disconnect listener stood down."""
         assert self._record is not None, "a Relay was returned without recording(...)"
         self._record()
         try:
