@@ -26,6 +26,7 @@ from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_US
                                         http_error, is_converse_stream, stream_reasoning,
                                         stream_text)
 from tests.support.constants import MODEL
+from tests.support.sse import sse_events
 
 SIGNATURE_ERROR = "messages.1.content.0: Invalid `signature` in `thinking` block"
 
@@ -40,13 +41,6 @@ def post(proxy: RunningProxy, body: dict[str, Any], *, key: str | None = None,
     return proxy.http.post(path, json=body, timeout=30,
                       headers={"x-proxy-key": key or proxy.key, "x-api-key": CLIENT_API_KEY})
 
-
-def sse_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for frame in body.strip().split(b"\n\n"):
-        lines = dict(line.split(b": ", 1) for line in frame.split(b"\n") if b": " in line)
-        out.append((lines[b"event"].decode(), json.loads(lines[b"data"])))
-    return out
 
 
 def stream_raw(proxy: RunningProxy, body: dict[str, Any], *, key: str | None = None) -> httpx.Response:

@@ -28,6 +28,7 @@ from tests.fakes.bedrock_server import (DEFAULT_TEXT as BEDROCK_TEXT, DEFAULT_US
                                         converse_tool_use, exception_mid_stream, http_error, is_invoke,
                                         native_stream_reply, stream_reasoning, stream_text,
                                         stream_tool_use)
+from tests.support.sse import sse_events
 
 INVOKE_MODEL = "claude-opus-4-5"  # configured for InvokeModel below
 CONVERSE_MODEL = "claude-sonnet-4-6"  # not configured: Converse
@@ -62,13 +63,6 @@ def stream_raw(proxy: RunningProxy, body: dict[str, Any], *, key: str) -> httpx.
         response.read()
     return response
 
-
-def sse_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for frame in body.strip().split(b"\n\n"):
-        lines = dict(line.split(b": ", 1) for line in frame.split(b"\n") if b": " in line)
-        out.append((lines[b"event"].decode(), json.loads(lines[b"data"])))
-    return out
 
 
 def last_event(proxy: RunningProxy, **params: str) -> dict[str, Any]:

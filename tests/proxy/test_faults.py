@@ -27,6 +27,7 @@ from tests.fakes.anthropic_server import (FakeAnthropic, overloaded_reply, rate_
                                           text_reply)
 from tests.fakes.bedrock_server import FakeBedrock, Reply, corrupt_mid_stream, stream_text
 from tests.support.constants import MODEL
+from tests.support.sse import sse_events
 
 HELLO = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -46,13 +47,6 @@ def stream_raw(proxy: RunningProxy, body: dict[str, Any]) -> httpx.Response:
         response.read()
     return response
 
-
-def sse_events(body: bytes) -> list[tuple[str, Any]]:
-    out = []
-    for frame in body.strip().split(b"\n\n"):
-        lines = dict(line.split(b": ", 1) for line in frame.split(b"\n") if b": " in line)
-        out.append((lines[b"event"].decode(), json.loads(lines[b"data"])))
-    return out
 
 
 def stored_events(app: Any, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
