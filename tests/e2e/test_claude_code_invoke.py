@@ -14,18 +14,12 @@ import pytest
 
 from tests.conftest import RunningProxy, make_settings, start_proxy
 from tests.e2e.claude_cli import E2E_MARKS, run_claude
-from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply, running_fake_anthropic
-from tests.fakes.bedrock_server import (FakeBedrock, RecordedRequest, running_fake_bedrock, stream_text,
+from tests.fakes.anthropic_server import FakeAnthropic, rate_limit_reply
+from tests.fakes.bedrock_server import (FakeBedrock, RecordedRequest, stream_text,
                                         stream_tool_use)
 
 pytestmark = E2E_MARKS
 API_KEY = "sk-ant-api03-e2e-invoke-0123456789"
-
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeAnthropic, FakeBedrock]]:
-    with running_fake_anthropic() as anthropic, running_fake_bedrock() as bedrock:
-        yield anthropic, bedrock
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,10 @@ import pytest
 from app.admin.snippets import claude_code_snippets
 from tests.conftest import RunningProxy, make_settings, start_proxy
 from tests.e2e.claude_cli import E2E_MARKS, run_claude
-from tests.fakes.anthropic_server import FakeAnthropic, running_fake_anthropic
-from tests.fakes.bedrock_server import FakeBedrock, running_fake_bedrock, stream_text
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.bedrock_server import FakeBedrock, stream_text
 
 pytestmark = E2E_MARKS
-
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeAnthropic, FakeBedrock]]:
-    with running_fake_anthropic() as anthropic, running_fake_bedrock() as bedrock:
-        yield anthropic, bedrock
 
 
 @pytest.fixture(scope="module")
