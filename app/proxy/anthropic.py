@@ -20,7 +20,7 @@ Source for the API itself: https://docs.anthropic.com/en/api/messages
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar, overload
 
@@ -109,8 +109,8 @@ class ResponseHeaders(Mapping[str, str]):
 
 class AnthropicResponse:
     """Anthropic's answer with its head read and its body not yet read: ``status_code`` (int),
-    ``headers`` (``ResponseHeaders``); the body through ``aread()`` / ``aiter_raw()`` (bytes as
-    received: no decoding), released by ``aclose()`` (``AnthropicUpstream.send`` does that).
+    ``headers`` (``ResponseHeaders``); the body through ``aread()`` or ``sse_chunks(response)`` (bytes
+    as received: no decoding), released by ``aclose()`` (``AnthropicUpstream.send`` does that).
     Holds an aiohttp ``ClientResponse``, or an httpx ``Response`` from a test's transport."""
 
     __slots__ = ("_aiohttp", "_httpx", "headers", "status_code")
@@ -120,18 +120,6 @@ class AnthropicResponse:
                  httpx_response: httpx.Response | None = None) -> None:
         self.status_code, self.headers = status_code, headers
         self._aiohttp, self._httpx = aiohttp_response, httpx_response
-
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body as it arrives. Raises httpx.HTTPError (the kind of failure) mid-body."""
-        if self._aiohttp is None:
-            assert self._httpx is not None
-            async for chunk in self._httpx.aiter_raw():
-                yield chunk
-            return
-        read = self._aiohttp.content.read
-        with map_aiohttp_errors():
-            while chunk := await read(READ_CHUNK_BYTES):
-                yield chunk
 
     def at_eof(self) -> bool:
         """The whole body has been received and read (nothing left to read without waiting)."""
@@ -288,8 +276,9 @@ async def sse_chunks(response: AnthropicResponse) -> AsyncGenerator[bytes, None]
     """The body as it arrives (the bytes as received, no decoding), for the Relay.
     Raises UpstreamTimeout / UpstreamUnavailable when the connection fails mid-response."""
     try:
-        if response._aiohttp is None:
-            async for chunk in response.aiter_raw():
+        if response._aiohttp is None:  # a test's httpx transport
+            assert response._httpx is not None
+            async for chunk in response._httpx.aiter_raw():
                 yield chunk
             return
         # aiohttp's reads inline (no second generator per chunk: the relay's per-event cost, issue 16)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 AttributionField = Literal["session_id", "agent_id", "parent_agent_id", "request_class", "compaction"]
 
@@ -70,15 +70,16 @@ def attribution_from_headers(headers: Mapping[str, str]) -> Attribution:
 
 
 def _from_raw(raw: list[tuple[bytes, bytes]]) -> Attribution:
-    out: dict[str, Any] = {}
+    out: Attribution = {}
     seen: set[bytes] = set()
     for name, value in raw:
         if name.startswith(_HEADER_PREFIX) and name not in seen and (spec := _BY_RAW_NAME.get(name)) is not None:
             seen.add(name)  # the first value of each header
-            label = clean_label(value.decode("latin-1"), spec[1])
+            field, cap = spec
+            label = clean_label(value.decode("latin-1"), cap)
             if label is not None:
-                out[spec[0]] = label
-    return out  # type: ignore[return-value]
+                out[field] = label
+    return out
 
 
 def is_subagent(event_fields: Mapping[str, object]) -> bool:
